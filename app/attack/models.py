@@ -1,0 +1,243 @@
+"""ATT&CK tables: one row per release, per STIX object, per relationship, plus derived links.
+
+Objects share one table (`attack_object`, kind in ATT&CK's words) because every kind has the same
+core (id, name, description, flags); kind-specific fields ride in `data`. Links between objects are
+STIX ids scoped by release, so a release is written with plain bulk inserts and dropped by cascade.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Release(SQLModel, table=True):
+    __tablename__ = "release"
+    __table_args__ = (UniqueConstraint("domain", "version", name="uq_release_domain_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    domain: str = Field(index=True)  # enterprise | mobile | ics
+    version: str
+    version_key: int  # sortable: major * 1000 + minor
+    stix_version: str
+    source: str
+    sha256: str
+    loaded_at: datetime
+    object_count: int
+    technique_count: int  # active (neither revoked nor deprecated)
+    detection_model: str  # "data-component" (<= 17) or "detection-strategy" (18+)
+
+
+def _release_fk() -> Any:
+    return Column(Integer, ForeignKey("release.id", ondelete="CASCADE"), nullable=False)
+
+
+class AttackObject(SQLModel, table=True):
+    __tablename__ = "attack_object"
+    __table_args__ = (
+        UniqueConstraint("release_id", "stix_id", name="uq_object_release_stix"),
+        Index("ix_object_release_kind_attack_id", "release_id", "kind", "attack_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    release_id: int = Field(sa_column=_release_fk())
+    stix_id: str
+    kind: str  # technique, tactic, mitigation, group, software, campaign, data_source, ...
+    attack_id: str | None = None
+    name: str = ""
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    url: str | None = None
+    created: str | None = None
+    modified: str | None = None
+    revoked: bool = False
+    deprecated: bool = False
+    platforms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Relationship(SQLModel, table=True):
+    __tablename__ = "relationship"
+    __table_args__ = (
+        Index("ix_relationship_source", "release_id", "source_ref", "relationship_type"),
+        Index("ix_relationship_target", "release_id", "target_ref", "relationship_type"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    release_id: int = Field(sa_column=_release_fk())
+    stix_id: str
+    relationship_type: str
+    source_ref: str
+    target_ref: str
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    revoked: bool = False
+    deprecated: bool = False
+
+
+class TechniqueTactic(SQLModel, table=True):
+    """Technique ↔ tactic from kill-chain phases (a technique may sit under several tactics)."""
+
+    __tablename__ = "technique_tactic"
+    __table_args__ = (Index("ix_technique_tactic", "release_id", "technique_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    release_id: int = Field(sa_column=_release_fk())
+    technique_ref: str
+    tactic: str  # shortname, e.g. lateral-movement
+
+
+class TechniqueDataComponent(SQLModel, table=True):
+    """Derived at ingest: which data component can detect which technique, for both models.
+
+    ≤ 17 rows come from `detects` relationships (no strategy/analytic); 18+ rows come from
+    detection strategy → analytic → log-source reference.
+    """
+
+    __tablename__ = "technique_data_component"
+    __table_args__ = (
+        Index("ix_tdc_technique", "release_id", "technique_ref"),
+        Index("ix_tdc_component", "release_id", "data_component_ref"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    release_id: int = Field(sa_column=_release_fk())
+    technique_ref: str
+    data_component_ref: str
+    detection_strategy_ref: str | None = None
+    analytic_ref: str | None = None
+
+
+# ---- API shapes (separate from tables) -------------------------------------------------------
+
+
+class Ref(SQLModel):
+    """An ATT&CK object named by its ATT&CK id (null for 17.x data components) and name."""
+
+    id: str | None
+    name: str
+
+
+class RelatedRef(Ref):
+    """A related object with the relationship's own (technique-specific) text."""
+
+    description: str = ""
+
+
+class ReleaseRead(SQLModel):
+    domain: str
+    version: str
+    stix_version: str
+    detection_model: str
+    object_count: int
+    technique_count: int
+    is_default: bool
+    loaded_at: datetime
+    source: str
+    sha256: str
+
+
+class DataComponentLink(SQLModel):
+    id: str | None
+    name: str
+    data_source: Ref | None = None
+    description: str = ""
+
+
+class LogSource(SQLModel):
+    data_component: Ref | None
+    name: str
+    channel: str
+
+
+class AnalyticRead(SQLModel):
+    id: str | None
+    name: str
+    platforms: list[str]
+    description: str
+    log_sources: list[LogSource]
+    mutable_elements: list[dict[str, Any]] = []
+
+
+class DetectionStrategyRead(SQLModel):
+    id: str | None
+    name: str
+    analytics: list[AnalyticRead]
+
+
+class RuleRef(SQLModel):
+    """A detection rule covering a technique (filled by the catalog domain)."""
+
+    catalog: str
+    rule_id: str
+    name: str
+    title: str = ""
+    package: str | None = None
+    enabled: bool = True
+    mapped_as: str  # the technique id as written in the catalog
+    how: str  # direct | remapped
+    technique: str
+
+
+class TechniquePage(SQLModel):
+    """Everything the seed page shows for one technique, from one release."""
+
+    id: str
+    name: str
+    description: str
+    url: str | None
+    domain: str
+    version: str
+    revoked: bool
+    deprecated: bool
+    revoked_by: Ref | None
+    tactics: list[str]
+    platforms: list[str]
+    is_subtechnique: bool
+    parent: Ref | None
+    subtechniques: list[Ref]
+    detection: str
+    data_sources: list[str]
+    mitigations: list[RelatedRef]
+    data_components: list[DataComponentLink]
+    detection_strategies: list[DetectionStrategyRead]
+    groups: list[Ref]
+    software: list[Ref]
+    campaigns: list[Ref]
+    rules: list[RuleRef] = []
+    subtechnique_rules: list[RuleRef] = []
+
+
+class TechniqueRead(SQLModel):
+    id: str
+    name: str
+    tactics: list[str]
+    platforms: list[str]
+    is_subtechnique: bool
+    revoked: bool
+    deprecated: bool
+    url: str | None
+
+
+class TacticRead(SQLModel):
+    id: str | None
+    name: str
+    shortname: str
+    description: str
+    order: int
+
+
+class ObjectRead(SQLModel):
+    """Any other ATT&CK object: its core fields plus the objects it relates to."""
+
+    id: str | None
+    kind: str
+    name: str
+    description: str
+    url: str | None
+    revoked: bool
+    deprecated: bool
+    platforms: list[str]
+    attributes: dict[str, Any]
+    related: dict[str, list[RelatedRef]]

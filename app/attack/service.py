@@ -1,0 +1,578 @@
+"""ATT&CK queries: releases, the technique page, other objects through one relationship helper.
+
+Everything here speaks ATT&CK (technique, mitigation, group); STIX ids are only join keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from app.attack.models import (
+    AnalyticRead,
+    AttackObject,
+    DataComponentLink,
+    DetectionStrategyRead,
+    LogSource,
+    ObjectRead,
+    Ref,
+    RelatedRef,
+    Relationship,
+    Release,
+    ReleaseRead,
+    TacticRead,
+    TechniqueDataComponent,
+    TechniquePage,
+    TechniqueRead,
+)
+from app.attack.stix import DOMAINS, domain_of
+from app.core.errors import InvalidInput, NotFound
+from app.core.pages import Page
+
+# kind → the URL path segment users name it by, for messages
+KIND_LABEL = {
+    "technique": "technique",
+    "mitigation": "mitigation",
+    "group": "group",
+    "software": "software",
+    "campaign": "campaign",
+    "data_source": "data source",
+    "data_component": "data component",
+    "detection_strategy": "detection strategy",
+    "analytic": "analytic",
+    "tactic": "tactic",
+    "asset": "asset",
+}
+
+
+# ---- releases ----------------------------------------------------------------------------------
+
+
+def list_releases(session: Session) -> list[ReleaseRead]:
+    releases = session.exec(select(Release).order_by(Release.domain, Release.version_key)).all()
+    newest = {r.domain: r.id for r in releases}  # ordered ascending: last one wins
+    return [
+        ReleaseRead(**r.model_dump(), is_default=newest[r.domain] == r.id) for r in releases
+    ]
+
+
+def find_release(session: Session, *, domain: str, version: str | None = None) -> Release | None:
+    stmt = select(Release).where(Release.domain == domain)
+    if version:
+        stmt = stmt.where(Release.version == version)
+    return session.exec(stmt.order_by(col(Release.version_key).desc())).first()
+
+
+def get_release(session: Session, *, domain: str | None = None, version: str | None = None) -> Release:
+    """The named release, or the newest of the domain (enterprise unless said)."""
+    d = domain_of(domain) if domain else "enterprise"
+    release = find_release(session, domain=d, version=version)
+    if release is None:
+        what = f"{d} {version}" if version else f"any {d} release"
+        raise NotFound(f"no ATT&CK release loaded for {what}")
+    return release
+
+
+def releases_for_lookup(
+    session: Session, *, domain: str | None, version: str | None
+) -> list[Release]:
+    """Where to look for an id when the caller did not name a domain: each domain's default."""
+    if domain:
+        return [get_release(session, domain=domain, version=version)]
+    found = [r for d in DOMAINS if (r := find_release(session, domain=d, version=version))]
+    if not found:
+        raise NotFound(f"no ATT&CK release loaded{f' for version {version}' if version else ''}")
+    return found
+
+
+# ---- the one relationship helper -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Related:
+    relationship: Relationship
+    obj: AttackObject
+
+
+def related(
+    session: Session,
+    *,
+    release_id: int,
+    refs: Iterable[str],
+    relationship_type: str,
+    direction: str,
+    kinds: Sequence[str] | None = None,
+) -> list[Related]:
+    """Objects linked to `refs` by one relationship type: 'out' = refs are sources, 'in' = targets.
+
+    Revoked relationships are skipped; so are revoked or deprecated objects on the far side.
+    """
+    ids = list(refs)
+    if not ids:
+        return []
+    near, far = (
+        (Relationship.source_ref, Relationship.target_ref)
+        if direction == "out"
+        else (Relationship.target_ref, Relationship.source_ref)
+    )
+    stmt = (
+        select(Relationship, AttackObject)
+        .join(
+            AttackObject,
+            (AttackObject.release_id == Relationship.release_id) & (AttackObject.stix_id == far),
+        )
+        .where(
+            Relationship.release_id == release_id,
+            col(near).in_(ids),
+            Relationship.relationship_type == relationship_type,
+            col(Relationship.revoked).is_(False),
+            col(AttackObject.revoked).is_(False),
+            col(AttackObject.deprecated).is_(False),
+        )
+    )
+    if kinds:
+        stmt = stmt.where(col(AttackObject.kind).in_(kinds))
+    return [Related(r, o) for r, o in session.exec(stmt).all()]
+
+
+def objects_by_stix_id(
+    session: Session, *, release_id: int, stix_ids: Iterable[str]
+) -> dict[str, AttackObject]:
+    ids = list(set(stix_ids))
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(AttackObject).where(
+            AttackObject.release_id == release_id, col(AttackObject.stix_id).in_(ids)
+        )
+    ).all()
+    return {o.stix_id: o for o in rows}
+
+
+def _ref(o: AttackObject) -> Ref:
+    return Ref(id=o.attack_id, name=o.name)
+
+
+def _sorted_refs(objs: Iterable[AttackObject]) -> list[Ref]:
+    unique = {o.stix_id: o for o in objs}
+    return sorted((_ref(o) for o in unique.values()), key=lambda r: (r.id or "", r.name))
+
+
+# ---- techniques ----------------------------------------------------------------------------
+
+
+def find_object(
+    session: Session, *, release_id: int, kind: str, attack_id: str
+) -> AttackObject | None:
+    return session.exec(
+        select(AttackObject).where(
+            AttackObject.release_id == release_id,
+            AttackObject.kind == kind,
+            AttackObject.attack_id == attack_id.strip().upper(),
+        )
+    ).first()
+
+
+def get_object(
+    session: Session, *, releases: Sequence[Release], kind: str, attack_id: str
+) -> tuple[Release, AttackObject]:
+    """Find an id in the first release that has it; NotFound names what was searched."""
+    for release in releases:
+        obj = find_object(session, release_id=release.id or 0, kind=kind, attack_id=attack_id)
+        if obj is not None:
+            return release, obj
+    where = ", ".join(f"{r.domain} {r.version}" for r in releases)
+    raise NotFound(f"{KIND_LABEL.get(kind, kind)} {attack_id} is not in ATT&CK {where}")
+
+
+def get_technique_page(
+    session: Session, *, releases: Sequence[Release], attack_id: str
+) -> TechniquePage:
+    release, tech = get_object(session, releases=releases, kind="technique", attack_id=attack_id)
+    rid = release.id or 0
+    sid = tech.stix_id
+    out = session.exec(
+        select(Relationship).where(
+            Relationship.release_id == rid,
+            Relationship.source_ref == sid,
+            col(Relationship.revoked).is_(False),
+        )
+    ).all()
+    inc = session.exec(
+        select(Relationship).where(
+            Relationship.release_id == rid,
+            Relationship.target_ref == sid,
+            col(Relationship.revoked).is_(False),
+        )
+    ).all()
+    objs = objects_by_stix_id(
+        session,
+        release_id=rid,
+        stix_ids=[r.target_ref for r in out] + [r.source_ref for r in inc],
+    )
+
+    def live(ref: str) -> AttackObject | None:
+        o = objs.get(ref)
+        return o if o is not None and not o.revoked and not o.deprecated else None
+
+    parent = revoked_by = None
+    for r in out:
+        if r.relationship_type == "subtechnique-of":
+            parent = objs.get(r.target_ref)
+        elif r.relationship_type == "revoked-by":
+            revoked_by = objs.get(r.target_ref)
+    by_type: dict[str, list[tuple[Relationship, AttackObject]]] = {}
+    for r in inc:
+        o = live(r.source_ref)
+        if o is not None:
+            by_type.setdefault(r.relationship_type, []).append((r, o))
+
+    uses = by_type.get("uses", [])
+    campaigns = [o for _, o in uses if o.kind == "campaign"]
+    groups = [o for _, o in uses if o.kind == "group"]
+    groups += [
+        x.obj
+        for x in related(
+            session,
+            release_id=rid,
+            refs=[c.stix_id for c in campaigns],
+            relationship_type="attributed-to",
+            direction="out",
+            kinds=("group",),
+        )
+    ]
+    mitigations = sorted(
+        (
+            RelatedRef(id=o.attack_id, name=o.name, description=r.description)
+            for r, o in by_type.get("mitigates", [])
+            if o.kind == "mitigation"
+        ),
+        key=lambda m: m.id or "",
+    )
+    strategies, components = _detection(session, release_id=rid, technique=tech,
+                                        detects=by_type.get("detects", []))  # fmt: skip
+    data = tech.data
+    return TechniquePage(
+        id=tech.attack_id or "",
+        name=tech.name,
+        description=tech.description,
+        url=tech.url,
+        domain=release.domain,
+        version=release.version,
+        revoked=tech.revoked,
+        deprecated=tech.deprecated,
+        revoked_by=_ref(revoked_by) if revoked_by else None,
+        tactics=[p["phase_name"] for p in data.get("kill_chain_phases") or ()],
+        platforms=tech.platforms,
+        is_subtechnique=bool(data.get("is_subtechnique")),
+        parent=_ref(parent) if parent else None,
+        subtechniques=_sorted_refs(o for _, o in by_type.get("subtechnique-of", [])),
+        detection=data.get("detection") or "",
+        data_sources=list(data.get("data_sources") or ()),
+        mitigations=mitigations,
+        data_components=components,
+        detection_strategies=strategies,
+        groups=_sorted_refs(groups),
+        software=_sorted_refs(o for _, o in uses if o.kind == "software"),
+        campaigns=_sorted_refs(campaigns),
+    )
+
+
+def _detection(
+    session: Session,
+    *,
+    release_id: int,
+    technique: AttackObject,
+    detects: list[tuple[Relationship, AttackObject]],
+) -> tuple[list[DetectionStrategyRead], list[DataComponentLink]]:
+    """Both detection models; the derived data components come from the ingest-time links."""
+    strategies = [o for _, o in detects if o.kind == "detection_strategy"]
+    analytic_refs = [a for s in strategies for a in s.data.get("analytic_refs") or ()]
+    links = session.exec(
+        select(TechniqueDataComponent).where(
+            TechniqueDataComponent.release_id == release_id,
+            TechniqueDataComponent.technique_ref == technique.stix_id,
+        )
+    ).all()
+    analytics = objects_by_stix_id(session, release_id=release_id, stix_ids=analytic_refs)
+    dc_refs = {link.data_component_ref for link in links}
+    for a in analytics.values():
+        dc_refs.update(
+            ref.get("x_mitre_data_component_ref", "")
+            for ref in a.data.get("log_source_references") or ()
+        )
+    components = objects_by_stix_id(session, release_id=release_id, stix_ids=dc_refs)
+    sources = objects_by_stix_id(
+        session,
+        release_id=release_id,
+        stix_ids=[c.data.get("data_source_ref") or "" for c in components.values()],
+    )
+    text_of = {o.stix_id: r.description for r, o in detects if o.kind == "data_component"}
+
+    comp_links: list[DataComponentLink] = []
+    for ref in sorted({link.data_component_ref for link in links},
+                      key=lambda x: components[x].name if x in components else x):  # fmt: skip
+        c = components.get(ref)
+        if c is None:
+            continue
+        ds = sources.get(c.data.get("data_source_ref") or "")
+        comp_links.append(
+            DataComponentLink(
+                id=c.attack_id,
+                name=c.name,
+                data_source=_ref(ds) if ds else None,
+                description=text_of.get(ref, c.description),
+            )
+        )
+    reads = []
+    for s in sorted(strategies, key=lambda s: s.attack_id or ""):
+        items = []
+        for aref in s.data.get("analytic_refs") or ():
+            a = analytics.get(aref)
+            if a is None:
+                continue
+            items.append(
+                AnalyticRead(
+                    id=a.attack_id,
+                    name=a.name,
+                    platforms=a.platforms,
+                    description=a.description,
+                    log_sources=[
+                        LogSource(
+                            data_component=_ref(components[dc]) if (
+                                dc := ls.get("x_mitre_data_component_ref", "")) in components
+                            else None,
+                            name=ls.get("name", ""),
+                            channel=ls.get("channel", ""),
+                        )
+                        for ls in a.data.get("log_source_references") or ()
+                    ],
+                    mutable_elements=list(a.data.get("mutable_elements") or ()),
+                )
+            )
+        reads.append(DetectionStrategyRead(id=s.attack_id, name=s.name, analytics=items))
+    return reads, comp_links
+
+
+def list_techniques(
+    session: Session,
+    *,
+    release: Release,
+    tactic: str | None = None,
+    platform: str | None = None,
+    q: str | None = None,
+    include_revoked: bool = False,
+    include_deprecated: bool = False,
+    subtechniques: str = "include",
+    limit: int = 100,
+    offset: int = 0,
+) -> Page[TechniqueRead]:
+    stmt = select(AttackObject).where(
+        AttackObject.release_id == release.id, AttackObject.kind == "technique"
+    )
+    if not include_revoked:
+        stmt = stmt.where(col(AttackObject.revoked).is_(False))
+    if not include_deprecated:
+        stmt = stmt.where(col(AttackObject.deprecated).is_(False))
+    if q:
+        pattern = f"%{q.lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(AttackObject.attack_id).like(pattern),
+                func.lower(AttackObject.name).like(pattern),
+                func.lower(AttackObject.description).like(pattern),
+            )
+        )
+    rows = session.exec(stmt.order_by(AttackObject.attack_id)).all()
+    items = [_technique_read(o) for o in rows]
+    if subtechniques not in ("include", "exclude", "only"):
+        raise InvalidInput("subtechniques must be include, exclude or only")
+    if subtechniques != "include":
+        want = subtechniques == "only"
+        items = [t for t in items if t.is_subtechnique == want]
+    if tactic:
+        items = [t for t in items if tactic.lower() in t.tactics]
+    if platform:
+        p = platform.lower()
+        items = [t for t in items if any(x.lower() == p for x in t.platforms)]
+    return Page(items=items[offset : offset + limit], total=len(items), limit=limit, offset=offset)
+
+
+def _technique_read(o: AttackObject) -> TechniqueRead:
+    return TechniqueRead(
+        id=o.attack_id or "",
+        name=o.name,
+        tactics=[p["phase_name"] for p in o.data.get("kill_chain_phases") or ()],
+        platforms=o.platforms,
+        is_subtechnique=bool(o.data.get("is_subtechnique")),
+        revoked=o.revoked,
+        deprecated=o.deprecated,
+        url=o.url,
+    )
+
+
+def list_tactics(session: Session, *, release: Release) -> list[TacticRead]:
+    """Tactics in the matrix's own order (the first matrix of the domain)."""
+    objs = session.exec(
+        select(AttackObject).where(
+            AttackObject.release_id == release.id,
+            col(AttackObject.kind).in_(("tactic", "matrix")),
+        )
+    ).all()
+    tactics = {o.stix_id: o for o in objs if o.kind == "tactic"}
+    matrices = sorted((o for o in objs if o.kind == "matrix"), key=lambda m: m.stix_id)
+    order: list[str] = []
+    for m in matrices:
+        order += [t for t in m.data.get("tactic_refs") or () if t in tactics and t not in order]
+    order += sorted(t for t in tactics if t not in order)
+    return [
+        TacticRead(
+            id=tactics[t].attack_id,
+            name=tactics[t].name,
+            shortname=str(tactics[t].data.get("shortname", "")),
+            description=tactics[t].description,
+            order=i,
+        )
+        for i, t in enumerate(order)
+        if not tactics[t].deprecated and not tactics[t].revoked
+    ]
+
+
+# ---- other objects -------------------------------------------------------------------------
+
+# For each kind: (relationship type, direction, label of the related list)
+_RELATED: dict[str, list[tuple[str, str, str]]] = {
+    "mitigation": [("mitigates", "out", "techniques")],
+    "group": [("uses", "out", "uses"), ("attributed-to", "in", "campaigns")],
+    "software": [("uses", "out", "uses"), ("uses", "in", "used_by")],
+    "campaign": [("uses", "out", "uses"), ("attributed-to", "out", "groups")],
+    "detection_strategy": [("detects", "out", "techniques")],
+    "data_component": [("detects", "out", "techniques")],
+    "data_source": [],
+    "analytic": [],
+    "tactic": [],
+    "asset": [("targets", "in", "targeted_by")],
+}
+
+
+def get_object_read(
+    session: Session, *, releases: Sequence[Release], kind: str, attack_id: str
+) -> ObjectRead:
+    release, obj = get_object(session, releases=releases, kind=kind, attack_id=attack_id)
+    return object_read(session, release=release, obj=obj)
+
+
+def object_read(session: Session, *, release: Release, obj: AttackObject) -> ObjectRead:
+    rid = release.id or 0
+    groups: dict[str, list[RelatedRef]] = {}
+    for rtype, direction, label in _RELATED.get(obj.kind, []):
+        for x in related(session, release_id=rid, refs=[obj.stix_id], relationship_type=rtype,
+                         direction=direction):  # fmt: skip
+            name = label if label not in ("uses", "used_by") else f"{label}_{x.obj.kind}"
+            groups.setdefault(_plural(name), []).append(
+                RelatedRef(id=x.obj.attack_id, name=x.obj.name,
+                           description=x.relationship.description)  # fmt: skip
+            )
+    if obj.kind == "group":  # techniques reached through attributed campaigns count too
+        campaigns = [g.id for g in groups.get("campaigns", [])]
+        for cid in campaigns:
+            _, camp = get_object(session, releases=[release], kind="campaign", attack_id=cid or "")
+            for x in related(session, release_id=rid, refs=[camp.stix_id],
+                             relationship_type="uses", direction="out"):  # fmt: skip
+                key = _plural(f"uses_{x.obj.kind}")
+                if not any(r.id == x.obj.attack_id for r in groups.get(key, [])):
+                    groups.setdefault(key, []).append(
+                        RelatedRef(id=x.obj.attack_id, name=x.obj.name,
+                                   description=f"via campaign {cid}")  # fmt: skip
+                    )
+    if obj.kind in ("detection_strategy", "data_source"):
+        groups.update(_children(session, release_id=rid, obj=obj))
+    for items in groups.values():
+        items.sort(key=lambda r: (r.id or "", r.name))
+    attrs = {k: v for k, v in obj.data.items() if not k.endswith("_refs") and k != "type"}
+    return ObjectRead(
+        id=obj.attack_id,
+        kind=obj.kind,
+        name=obj.name,
+        description=obj.description,
+        url=obj.url,
+        revoked=obj.revoked,
+        deprecated=obj.deprecated,
+        platforms=obj.platforms,
+        attributes=attrs,
+        related=groups,
+    )
+
+
+def _plural(label: str) -> str:
+    return {
+        "uses_technique": "techniques",
+        "uses_software": "software",
+        "used_by_group": "groups",
+        "used_by_campaign": "campaigns",
+    }.get(label, label)
+
+
+def _children(session: Session, *, release_id: int, obj: AttackObject) -> dict[str, list[RelatedRef]]:
+    if obj.kind == "detection_strategy":
+        analytics = objects_by_stix_id(session, release_id=release_id,
+                                       stix_ids=obj.data.get("analytic_refs") or ())  # fmt: skip
+        return {"analytics": [RelatedRef(id=a.attack_id, name=a.name) for a in analytics.values()]}
+    comps = session.exec(
+        select(AttackObject).where(
+            AttackObject.release_id == release_id, AttackObject.kind == "data_component"
+        )
+    ).all()
+    return {
+        "data_components": [
+            RelatedRef(id=c.attack_id, name=c.name)
+            for c in comps
+            if c.data.get("data_source_ref") == obj.stix_id
+        ]
+    }
+
+
+def list_objects(
+    session: Session,
+    *,
+    release: Release,
+    kind: str,
+    q: str | None = None,
+    include_revoked: bool = False,
+    include_deprecated: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page[dict[str, Any]]:
+    stmt = select(AttackObject).where(
+        AttackObject.release_id == release.id, AttackObject.kind == kind
+    )
+    if not include_revoked:
+        stmt = stmt.where(col(AttackObject.revoked).is_(False))
+    if not include_deprecated:
+        stmt = stmt.where(col(AttackObject.deprecated).is_(False))
+    if q:
+        pattern = f"%{q.lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(AttackObject.attack_id).like(pattern),
+                func.lower(AttackObject.name).like(pattern),
+            )
+        )
+    rows = session.exec(stmt.order_by(AttackObject.attack_id, AttackObject.name)).all()
+    items = [
+        {
+            "id": o.attack_id,
+            "name": o.name,
+            "description": o.description,
+            "url": o.url,
+            "platforms": o.platforms,
+            "revoked": o.revoked,
+            "deprecated": o.deprecated,
+        }
+        for o in rows
+    ]
+    return Page(items=items[offset : offset + limit], total=len(items), limit=limit, offset=offset)

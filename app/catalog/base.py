@@ -1,0 +1,88 @@
+"""What every catalog importer takes and returns: a CatalogSource in, a ParsedCatalog out.
+
+Importers are pure (no database, no network): they read the source through bounded readers,
+collect every problem as an Issue with file and line, and never drop a rule silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from app.core.config import Limits
+from app.core.errors import Issue
+
+
+@dataclass
+class ParsedRule:
+    """One detection rule as its catalog states it (mappings not yet checked against ATT&CK)."""
+
+    rule_id: str
+    name: str = ""
+    title: str = ""
+    description: str = ""
+    package: str | None = None
+    # technique references exactly as written ('attack.t1059.001', 'T1550.001@lateral-movement',
+    # a technique URL, ...); validation folds them later
+    techniques: list[str] = field(default_factory=list)
+    tactics: list[str] = field(default_factory=list)
+    # structured log-source descriptors, format-specific keys, e.g.
+    # {"product": "windows", "category": "process_creation"} (Sigma),
+    # {"provider": "Microsoft-Windows-Security-Auditing", "event_id": "4624"} (XP),
+    # {"index": "logs-endpoint.events.*"} (Elastic), {"data_source": "Sysmon EventID 1"} (Splunk),
+    # {"text": "Microsoft-Windows-Security-Auditing:4624"} (canonical free text)
+    log_sources: list[dict[str, str]] = field(default_factory=list)
+    platforms: list[str] = field(default_factory=list)
+    severity: str | None = None
+    status: str | None = None
+    enabled: bool = True
+    references: list[str] = field(default_factory=list)
+    path: str | None = None  # provenance: file inside the source
+    line: int | None = None
+    raw_tags: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ParsedCatalog:
+    format_id: str
+    rules: list[ParsedRule]
+    issues: list[Issue] = field(default_factory=list)  # errors reject the import, warnings don't
+    name: str | None = None
+    vendor: str | None = None
+    product: str | None = None
+    version: str | None = None
+    attack_domain: str | None = None  # release the mappings were made against, if stated
+    attack_version: str | None = None
+    files_read: int = 0
+
+
+class CatalogSource(Protocol):
+    """A catalog input: a file, a folder or a .tar.gz, read through bounded readers."""
+
+    name: str  # what the user gave (path or upload file name), for messages
+
+    def files(self) -> list[tuple[str, bytes]]:
+        """Every regular file as (path relative to the source, bytes), sorted by path."""
+        ...
+
+    def head(self, size: int = 4096) -> bytes:
+        """The first bytes of a single-file source (b'' for folders and archives)."""
+        ...
+
+    @property
+    def is_tree(self) -> bool:
+        """True for folders and archives, False for one file."""
+        ...
+
+
+class Importer(Protocol):
+    """A catalog format: describes itself, recognises its input cheaply, parses it purely."""
+
+    format_id: ClassVar[str]
+    title: ClassVar[str]
+    file_patterns: ClassVar[tuple[str, ...]]
+
+    def sniff(self, source: CatalogSource) -> bool: ...
+
+    def parse(self, source: CatalogSource, limits: Limits) -> ParsedCatalog: ...

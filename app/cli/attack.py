@@ -1,0 +1,104 @@
+"""ATT&CK commands: ingest, releases, technique, serve."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.cli.common import echo_json, engine, progress, settings
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.command("releases")(releases)
+    app.command("technique")(technique)
+    app.command("serve")(serve)
+
+
+def ingest(
+    sources: Annotated[list[str], typer.Argument(help="bundle files (.json/.json.gz), folders or URLs")],
+    version: Annotated[str | None, typer.Option(help="release version when the bundle does not say")] = None,
+    replace: Annotated[bool, typer.Option(help="reload a release that is already loaded")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print the outcome as JSON")] = False,
+) -> None:
+    """Load ATT&CK STIX bundles; all or nothing, one transaction for the whole call."""
+    from app.attack.ingest import ingest_sources
+
+    s = settings()
+    with progress() as step:
+        outcomes = ingest_sources(engine(s), sources, limits=s.limits, version=version,
+                                  replace=replace, step=step)  # fmt: skip
+    if json_out:
+        echo_json(outcomes)
+        return
+    for o in outcomes:
+        verb = {"unchanged": "already loaded, nothing to do", "loaded": "loaded",
+                "replaced": "replaced"}[o.status]  # fmt: skip
+        typer.echo(f"{o.domain} {o.version}: {verb} ({o.objects} objects, {o.relationships} "
+                   f"relationships, {o.techniques} active techniques) from {o.source}")  # fmt: skip
+
+
+def releases(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List loaded releases; the default of each domain is marked."""
+    from sqlmodel import Session
+
+    from app.attack import service as attack_service
+
+    with Session(engine()) as session:
+        rows = attack_service.list_releases(session)
+    if json_out:
+        echo_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("domain", "version", "STIX", "detection model", "techniques", "objects", "default")
+    for r in rows:
+        table.add_row(r.domain, r.version, r.stix_version, r.detection_model,
+                      str(r.technique_count), str(r.object_count), "yes" if r.is_default else "")  # fmt: skip
+    Console().print(table)
+
+
+def technique(
+    attack_id: Annotated[str, typer.Argument(help="technique id, e.g. T1550.001")],
+    domain: Annotated[str | None, typer.Option(help="enterprise, mobile or ics")] = None,
+    version: Annotated[str | None, typer.Option(help="ATT&CK release, e.g. 17.1")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Print one technique's page: tactics, detection, mitigations, groups, rules."""
+    from sqlmodel import Session
+
+    from app.attack import service as attack_service
+    from app.cli.render import print_technique
+
+    with Session(engine()) as session:
+        releases = attack_service.releases_for_lookup(session, domain=domain, version=version)
+        page = attack_service.get_technique_page(session, releases=releases, attack_id=attack_id)
+    if json_out:
+        echo_json(page)
+    else:
+        print_technique(page)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default KBMAP_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default KBMAP_PORT)")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+) -> None:
+    """Start the API; load ATT&CK from KBMAP_ATTACK_SOURCE first if no release is loaded."""
+    import os
+
+    import uvicorn
+
+    from app.refresh.startup import ensure_attack_loaded
+
+    s = settings()
+    if host:
+        os.environ["KBMAP_HOST"] = host
+    with progress() as step:
+        loaded = ensure_attack_loaded(engine(s), s, step=step)
+    for line in loaded:
+        typer.echo(line, err=True)
+    uvicorn.run("app.main:create_app", factory=True, host=host or s.host, port=port or s.port,
+                workers=workers, log_level="info")  # fmt: skip

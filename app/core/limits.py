@@ -1,0 +1,122 @@
+"""Bounded readers: every byte kbmap takes from outside passes through one of these.
+
+Each limit comes from `Limits` (settings) and a violation raises TooLarge / InvalidInput naming
+the input, so an oversized or hostile file is refused before it costs memory or changes anything.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import zlib
+from typing import Any
+
+import orjson
+import yaml
+
+from app.core.errors import InvalidInput, Location, TooLarge
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gunzip_bounded(data: bytes, *, limit: int, name: str) -> bytes:
+    """Decompress gzip data, refusing output larger than `limit` (a gzip bomb stops early)."""
+    try:
+        d = zlib.decompressobj(wbits=31)
+        out = d.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise InvalidInput(f"not a valid gzip file ({exc})", Location(file=name)) from exc
+    if len(out) > limit or d.unconsumed_tail:
+        raise TooLarge(f"uncompressed size exceeds the limit of {limit} bytes", Location(file=name))
+    if not d.eof:
+        raise InvalidInput("gzip data is truncated", Location(file=name))
+    return out
+
+
+def maybe_gunzip(data: bytes, *, limit: int, name: str) -> bytes:
+    if data[:2] == GZIP_MAGIC:
+        return gunzip_bounded(data, limit=limit, name=name)
+    if len(data) > limit:
+        raise TooLarge(f"size exceeds the limit of {limit} bytes", Location(file=name))
+    return data
+
+
+def loads_json(data: bytes | str, *, name: str) -> Any:
+    """orjson parse; its own nesting limit (1024) bounds depth, errors name file and line."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"not valid JSON: {exc.msg}", Location(file=name, line=exc.lineno)) from exc
+
+
+def json_depth_ok(value: Any, max_depth: int) -> bool:
+    """True when nesting stays within max_depth (for small user documents, not STIX bundles)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
+class _BoundedSafeLoader(yaml.SafeLoader):
+    """Pure-Python safe loader that counts alias uses, so alias bombs are refused.
+
+    Only documents that define an anchor take this (slow) path; the rest use libyaml's CSafeLoader,
+    whose composer cannot be hooked, but which cannot expand an alias without an anchor.
+    """
+
+    max_aliases = 100
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.alias_count = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.alias_count += 1
+            if self.alias_count > self.max_aliases:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"more than {self.max_aliases} YAML aliases (line {mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def load_yaml_documents(text: str | bytes, *, name: str, max_aliases: int) -> list[Any]:
+    """Safe-load every YAML document; tags, alias bombs and syntax errors become InvalidInput."""
+    loader_cls: Any = yaml.CSafeLoader
+    if _ANCHOR.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+        loader_cls = type("Loader", (_BoundedSafeLoader,), {"max_aliases": max_aliases})
+    try:
+        return list(yaml.load_all(text, Loader=loader_cls))  # noqa: S506 - safe loader subclass
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise InvalidInput(f"invalid YAML: {exc.problem}", Location(file=name, line=line)) from exc
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"invalid YAML: {exc}", Location(file=name)) from exc
+
+
+_ANCHOR = re.compile(r"(?:^|[\s\[{,:-])&[^\s,\[\]{}]")
+
+
+def read_stream_bounded(stream: io.BufferedIOBase | Any, *, limit: int, name: str) -> bytes:
+    """Read at most `limit` bytes from a file-like object, refusing anything longer."""
+    data: bytes = stream.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"size exceeds the limit of {limit} bytes", Location(file=name))
+    return data
+
+
+__all__ = [
+    "gunzip_bounded",
+    "gzip",
+    "json_depth_ok",
+    "load_yaml_documents",
+    "loads_json",
+    "maybe_gunzip",
+    "read_stream_bounded",
+]

@@ -1,0 +1,80 @@
+"""create_app(settings): the FastAPI application, its lifespan and its error rendering."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+
+from app.api.router import api_router
+from app.core.config import Settings, get_settings
+from app.core.db import init_db, make_engine
+from app.core.errors import KbmapError
+
+
+def _operation_id(route: APIRoute) -> str:
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        init_db(engine)
+        app.state.engine = engine
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="kbmap",
+        summary="ATT&CK knowledge base, detection-rule catalogs, coverage and gaps",
+        version="0.1.0",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+
+    @app.exception_handler(KbmapError)
+    async def kbmap_error(_request: Request, exc: KbmapError) -> JSONResponse:
+        return JSONResponse(exc.as_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        issues = [
+            {"message": e.get("msg", ""), "severity": "error",
+             "location": {"file": None, "line": None,
+                          "field": ".".join(str(p) for p in e.get("loc", ()))}}
+            for e in exc.errors()
+        ]  # fmt: skip
+        first = issues[0] if issues else {"message": "invalid request", "location": None}
+        body = {"error": {"code": "invalid_input",
+                          "message": f"{first['location']['field'] if first['location'] else ''}: "
+                                     f"{first['message']}",
+                          "location": first["location"], "issues": issues}}  # fmt: skip
+        return JSONResponse(body, status_code=422)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        try:
+            with app.state.engine.connect() as conn:
+                releases = conn.execute(text("SELECT count(*) FROM release")).scalar_one()
+        except Exception:
+            return JSONResponse({"status": "database unreachable"}, status_code=503)
+        if not releases:
+            return JSONResponse({"status": "no ATT&CK release loaded"}, status_code=503)
+        return JSONResponse({"status": "ready", "releases": releases})
+
+    app.include_router(api_router, prefix="/api/v1")
+    return app

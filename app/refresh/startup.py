@@ -1,0 +1,34 @@
+"""The service's first start: load ATT&CK when the database holds no release yet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from app.attack.ingest import ingest_sources
+from app.attack.models import Release
+from app.core.config import Settings
+
+
+def is_index(source: str) -> bool:
+    return source.rstrip("/").endswith("index.json")
+
+
+def ensure_attack_loaded(
+    engine: Engine, settings: Settings, *, step: Callable[[str], None] | None = None
+) -> list[str]:
+    """Ingest KBMAP_ATTACK_SOURCE (file, folder, URL, or MITRE's index) if nothing is loaded."""
+    with Session(engine) as session:
+        count = session.exec(select(func.count()).select_from(Release)).one()  # type: ignore[call-overload]
+    if count:
+        return []
+    source = settings.attack_source
+    if is_index(source):
+        from app.refresh import service as refresh_service
+
+        report = refresh_service.refresh(engine, settings, step=step)
+        return [report.summary]
+    outcomes = ingest_sources(engine, [source], limits=settings.limits, step=step)
+    return [f"loaded ATT&CK {o.domain} {o.version} from {o.source}" for o in outcomes]

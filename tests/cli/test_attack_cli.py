@@ -1,0 +1,44 @@
+"""The kbmap command as a user runs it: a real process, its exit code and its output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import attack_file
+
+
+def kbmap(*args: str, db: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KBMAP_DATABASE_URL": db, "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "app.cli.main", *args], env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_ingest_technique_and_noop(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'k.sqlite'}"
+    out = kbmap("ingest", attack_file("enterprise-attack-17.1.json.gz"), db=db, check=True)
+    assert out.stdout.startswith("enterprise 17.1: loaded (")
+    again = kbmap("ingest", attack_file("enterprise-attack-17.1.json.gz"), db=db, check=True)
+    assert "already loaded, nothing to do" in again.stdout
+    page = kbmap("technique", "T1550.001", db=db, check=True).stdout
+    assert "T1550.001: Application Access Token" in page
+    assert "DS0006" in page and "Web Credential: Web Credential Usage" in page
+    for m in ("M1013", "M1021", "M1036", "M1041", "M1047"):
+        assert m in page
+
+
+def test_bad_input_is_one_line_and_nonzero(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'k.sqlite'}"
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    proc = kbmap("ingest", str(bad), db=db)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"kbmap: {bad}, line 1: not valid JSON: unexpected character"]
+    missing = kbmap("technique", "T1550.001", db=db)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "kbmap: no ATT&CK release loaded"

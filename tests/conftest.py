@@ -1,0 +1,175 @@
+"""Shared fixtures: settings on a throwaway database, real ATT&CK releases, both backends.
+
+Real data comes from ../shared (override with KBMAP_TEST_ATTACK_DIR / KBMAP_TEST_CATALOG_DIR).
+Database-backed fixtures run on SQLite and on the PostgreSQL server at KBMAP_TEST_DATABASE_URL
+(default: the local server's `test` database); under CI=true an unreachable server fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from app.core.config import Limits, Settings
+from app.core.db import init_db, make_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+ATTACK_DIR = Path(os.environ.get("KBMAP_TEST_ATTACK_DIR", ROOT.parent / "shared" / "attack"))
+CATALOG_DIR = Path(os.environ.get("KBMAP_TEST_CATALOG_DIR", ROOT.parent / "shared" / "catalogs"))
+PG_URL = os.environ.get(
+    "KBMAP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def attack_file(name: str) -> str:
+    path = ATTACK_DIR / name
+    assert path.exists(), f"shared ATT&CK file missing: {path}"
+    return str(path)
+
+
+def catalog_file(name: str) -> str:
+    path = CATALOG_DIR / name
+    assert path.exists(), f"shared catalog file missing: {path}"
+    return str(path)
+
+
+class PgServer:
+    """Makes throwaway databases on the PostgreSQL server for one test session."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.admin = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        self.created: list[str] = []
+
+    def available(self) -> str | None:
+        try:
+            with self.admin.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return None
+
+    def new_database(self) -> str:
+        name = f"kbmap_t_{uuid.uuid4().hex[:12]}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    server = PgServer(PG_URL)
+    yield server
+    server.drop_all()
+
+
+def _require_pg(server: PgServer) -> None:
+    problem = server.available()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {PG_URL} is unreachable under CI: {problem}")
+        pytest.skip(f"PostgreSQL at {PG_URL} unreachable: {problem}")
+
+
+def make_db_url(backend: str, tmp: Path, pg: PgServer) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / 'kbmap.sqlite'}"
+    _require_pg(pg)
+    return pg.new_database()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for one test: its own SQLite file, loopback, development."""
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'kbmap.sqlite'}",
+        attack_source=str(ATTACK_DIR),
+        environment="test",
+        limits=Limits(),
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path, pg_server: PgServer) -> Iterator[Engine]:
+    """An empty, migrated database on each backend."""
+    engine = make_engine(make_db_url(request.param, tmp_path, pg_server))
+    init_db(engine)
+    yield engine
+    engine.dispose()
+
+
+def _ingest(engine: Engine, *names: str) -> None:
+    from app.attack.ingest import ingest_sources
+
+    ingest_sources(engine, [attack_file(n) for n in names], limits=Limits())
+
+
+LOADED = (
+    "enterprise-attack-17.1.json.gz",
+    "enterprise-attack-18.1.json.gz",
+    "mobile-attack-18.1.json.gz",
+    "ics-attack-18.1.json.gz",
+)
+
+
+@pytest.fixture(scope="session")
+def loaded_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database with enterprise 17.1 and 18.1, mobile 18.1 and ICS 18.1, built once."""
+    path = tmp_path_factory.mktemp("loaded") / "kbmap.sqlite"
+    engine = make_engine(f"sqlite:///{path}")
+    init_db(engine)
+    _ingest(engine, *LOADED)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def loaded_pg_url(pg_server: PgServer) -> str:
+    _require_pg(pg_server)
+    url = pg_server.new_database()
+    engine = make_engine(url)
+    init_db(engine)
+    _ingest(engine, *LOADED)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def loaded_engine(request: pytest.FixtureRequest, loaded_sqlite_file: Path) -> Iterator[Engine]:
+    """Read-only use: the loaded database on each backend (do not write through it)."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{loaded_sqlite_file}")
+    else:
+        engine = make_engine(request.getfixturevalue("loaded_pg_url"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def loaded_copy(loaded_sqlite_file: Path, tmp_path: Path) -> str:
+    """A writable copy of the loaded SQLite database; returns its URL."""
+    target = tmp_path / "kbmap.sqlite"
+    shutil.copy(loaded_sqlite_file, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def loaded_settings(settings: Settings, loaded_copy: str) -> Settings:
+    return settings.model_copy(update={"database_url": loaded_copy})

@@ -49,16 +49,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         issues = [
-            {"message": e.get("msg", ""), "severity": "error",
-             "location": {"file": None, "line": None,
-                          "field": ".".join(str(p) for p in e.get("loc", ()))}}
+            {
+                "message": e.get("msg", ""),
+                "severity": "error",
+                "location": {
+                    "file": None,
+                    "line": None,
+                    "field": ".".join(str(p) for p in e.get("loc", ())),
+                },
+            }
             for e in exc.errors()
-        ]  # fmt: skip
+        ]
         first = issues[0] if issues else {"message": "invalid request", "location": None}
-        body = {"error": {"code": "invalid_input",
-                          "message": f"{first['location']['field'] if first['location'] else ''}: "
-                                     f"{first['message']}",
-                          "location": first["location"], "issues": issues}}  # fmt: skip
+        body = {
+            "error": {
+                "code": "invalid_input",
+                "message": f"{first['location']['field'] if first['location'] else ''}: "
+                f"{first['message']}",
+                "location": first["location"],
+                "issues": issues,
+            }
+        }
         return JSONResponse(body, status_code=422)
 
     @app.get("/healthz", tags=["health"])

@@ -7,3 +7,10 @@ from app.attack.models import (  # noqa: F401
     TechniqueDataComponent,
     TechniqueTactic,
 )
+from app.catalog.models import (  # noqa: F401
+    Catalog,
+    Rule,
+    RuleAnalytic,
+    RuleDataComponent,
+    RuleTechnique,
+)

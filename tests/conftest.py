@@ -105,7 +105,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(params=BACKENDS)
-def empty_engine(request: pytest.FixtureRequest, tmp_path: Path, pg_server: PgServer) -> Iterator[Engine]:
+def empty_engine(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_server: PgServer
+) -> Iterator[Engine]:
     """An empty, migrated database on each backend."""
     engine = make_engine(make_db_url(request.param, tmp_path, pg_server))
     init_db(engine)
@@ -173,3 +175,52 @@ def loaded_copy(loaded_sqlite_file: Path, tmp_path: Path) -> str:
 @pytest.fixture
 def loaded_settings(settings: Settings, loaded_copy: str) -> Settings:
     return settings.model_copy(update={"database_url": loaded_copy})
+
+
+CATALOGS = (
+    ("sigma-attack18-rules.tar.gz", "sigma-attack18"),
+    ("sigma-rules.tar.gz", "sigma"),
+    ("open-xp-rules-rules.tar.gz", "open-xp-rules"),
+)
+
+
+def import_catalogs(settings: Settings) -> None:
+    from app.catalog import service as catalog_service
+    from app.catalog.source import open_source
+
+    engine = make_engine(settings.database_url)
+    for file, name in CATALOGS:
+        source = open_source(catalog_file(file), settings.limits)
+        catalog_service.import_catalog(
+            engine, settings, source=source, name=name, domain="enterprise", version="18.1"
+        )
+    source = open_source(ROOT / "kb" / "catalogs" / "maxpatrol-siem.yaml", settings.limits)
+    catalog_service.import_catalog(engine, settings, source=source)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def catalog_sqlite_file(loaded_sqlite_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The loaded database plus the shared catalogs and the shipped MaxPatrol catalog, built once."""
+    path = tmp_path_factory.mktemp("catalogs") / "kbmap.sqlite"
+    shutil.copy(loaded_sqlite_file, path)
+    import_catalogs(Settings(database_url=f"sqlite:///{path}", environment="test"))
+    return path
+
+
+@pytest.fixture
+def catalog_settings(settings: Settings, catalog_sqlite_file: Path, tmp_path: Path) -> Settings:
+    """Settings on a writable copy of the database with every catalog imported."""
+    target = tmp_path / "catalogs.sqlite"
+    shutil.copy(catalog_sqlite_file, target)
+    return settings.model_copy(update={"database_url": f"sqlite:///{target}"})
+
+
+@pytest.fixture(scope="session")
+def catalog_engine(catalog_sqlite_file: Path) -> Iterator[Engine]:
+    """Read-only use: the database with every catalog imported."""
+    engine = make_engine(f"sqlite:///{catalog_sqlite_file}")
+    yield engine
+    engine.dispose()

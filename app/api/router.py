@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from app.attack.routes import router as attack_router
+from app.catalog.routes import router as catalog_router
 
 
 class ErrorBody(BaseModel):
@@ -27,3 +28,4 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 api_router = APIRouter(responses=ERRORS)
 api_router.include_router(attack_router)
+api_router.include_router(catalog_router)

@@ -97,10 +97,15 @@ def ingest_sources(
                     Location(file=parsed.source),
                 )
             seen.add(key)
-            existing = session.exec(  # type: ignore[call-overload]
-                select(Release).where(Release.domain == parsed.domain,
-                                      Release.version == parsed.version)  # fmt: skip
-            ).scalars().first()
+            existing = (
+                session.exec(  # type: ignore[call-overload]
+                    select(Release).where(
+                        Release.domain == parsed.domain, Release.version == parsed.version
+                    )
+                )
+                .scalars()
+                .first()
+            )
             if existing is not None and not replace:
                 outcomes.append(_outcome(parsed, "unchanged"))
                 continue
@@ -113,8 +118,10 @@ def ingest_sources(
             except KbmapError:
                 raise
             except Exception as exc:  # a database refusal names the file, not a traceback
-                raise InvalidInput(f"could not store the release: {type(exc).__name__}: {exc}",
-                                   Location(file=parsed.source)) from exc  # fmt: skip
+                raise InvalidInput(
+                    f"could not store the release: {type(exc).__name__}: {exc}",
+                    Location(file=parsed.source),
+                ) from exc
             outcomes.append(_outcome(parsed, "replaced" if existing is not None else "loaded"))
     return outcomes
 
@@ -160,18 +167,36 @@ def write_release(connection: object, parsed: ParsedRelease) -> int:
     bulk_insert(
         connection,
         "attack_object",
-        ("release_id", "stix_id", "kind", "attack_id", "name", "description", "url", "created",
-         "modified", "revoked", "deprecated", "platforms", "data"),  # fmt: skip
-        [
-            (rid, *r[:10], dumps(r[10]).decode(), dumps(r[11]).decode())
-            for r in parsed.objects
-        ],
+        (
+            "release_id",
+            "stix_id",
+            "kind",
+            "attack_id",
+            "name",
+            "description",
+            "url",
+            "created",
+            "modified",
+            "revoked",
+            "deprecated",
+            "platforms",
+            "data",
+        ),
+        [(rid, *r[:10], dumps(r[10]).decode(), dumps(r[11]).decode()) for r in parsed.objects],
     )
     bulk_insert(
         connection,
         "relationship",
-        ("release_id", "stix_id", "relationship_type", "source_ref", "target_ref", "description",
-         "revoked", "deprecated"),  # fmt: skip
+        (
+            "release_id",
+            "stix_id",
+            "relationship_type",
+            "source_ref",
+            "target_ref",
+            "description",
+            "revoked",
+            "deprecated",
+        ),
         [(rid, *r) for r in parsed.relationships],
     )
     bulk_insert(
@@ -183,8 +208,13 @@ def write_release(connection: object, parsed: ParsedRelease) -> int:
     bulk_insert(
         connection,
         "technique_data_component",
-        ("release_id", "technique_ref", "data_component_ref", "detection_strategy_ref",
-         "analytic_ref"),  # fmt: skip
+        (
+            "release_id",
+            "technique_ref",
+            "data_component_ref",
+            "detection_strategy_ref",
+            "analytic_ref",
+        ),
         [(rid, *link) for link in links],
     )
     return rid

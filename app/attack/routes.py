@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from app.api.deps import LookupReleasesDep, PageParams, QText, ReleaseDep, SessionDep
+from app.api.deps import IdPath, LookupReleasesDep, PageParams, QText, ReleaseDep, SessionDep
 from app.attack import service as attack_service
-from app.attack.models import ObjectRead, ReleaseRead, TacticRead, TechniquePage, TechniqueRead
+from app.attack.models import ObjectRead, ReleaseRead, TacticRead, TechniqueRead
 from app.core.pages import Page
 
 router = APIRouter()
-IdPath = Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
 @router.get("/releases", tags=["releases"])
@@ -46,11 +45,6 @@ def list_techniques(
     )
 
 
-@router.get("/techniques/{attack_id}", tags=["techniques"])
-def get_technique(session: SessionDep, releases: LookupReleasesDep, attack_id: IdPath) -> TechniquePage:
-    return attack_service.get_technique_page(session, releases=releases, attack_id=attack_id)
-
-
 @router.get("/tactics", tags=["tactics"])
 def list_tactics(session: SessionDep, release: ReleaseDep) -> list[TacticRead]:
     return attack_service.list_tactics(session, release=release)
@@ -60,22 +54,48 @@ def _add_object_routes(path: str, kind: str, tag: str) -> None:
     """List and detail routes for one ATT&CK object kind (mitigations, groups, ...)."""
 
     def list_route(
-        session: SessionDep, release: ReleaseDep, page: PageParams, q: QText = None,
-        include_revoked: bool = False, include_deprecated: bool = False,
-    ) -> Page[dict[str, Any]]:  # fmt: skip
+        session: SessionDep,
+        release: ReleaseDep,
+        page: PageParams,
+        q: QText = None,
+        include_revoked: bool = False,
+        include_deprecated: bool = False,
+    ) -> Page[dict[str, Any]]:
         return attack_service.list_objects(
-            session, release=release, kind=kind, q=q, include_revoked=include_revoked,
-            include_deprecated=include_deprecated, limit=page[0], offset=page[1],
-        )  # fmt: skip
+            session,
+            release=release,
+            kind=kind,
+            q=q,
+            include_revoked=include_revoked,
+            include_deprecated=include_deprecated,
+            limit=page[0],
+            offset=page[1],
+        )
 
-    def detail_route(session: SessionDep, releases: LookupReleasesDep, attack_id: IdPath) -> ObjectRead:
-        return attack_service.get_object_read(session, releases=releases, kind=kind, attack_id=attack_id)
+    def detail_route(
+        session: SessionDep, releases: LookupReleasesDep, attack_id: IdPath
+    ) -> ObjectRead:
+        return attack_service.get_object_read(
+            session, releases=releases, kind=kind, attack_id=attack_id
+        )
 
     fn = kind.replace("-", "_")
-    router.add_api_route(f"/{path}", list_route, methods=["GET"], tags=[tag],
-                         name=f"list_{fn}", summary=f"List {tag}")  # fmt: skip
-    router.add_api_route(f"/{path}/{{attack_id}}", detail_route, methods=["GET"], tags=[tag],
-                         name=f"get_{fn}", summary=f"One {kind.replace('_', ' ')} with related objects")  # fmt: skip
+    router.add_api_route(
+        f"/{path}",
+        list_route,
+        methods=["GET"],
+        tags=[tag],
+        name=f"list_{fn}",
+        summary=f"List {tag}",
+    )
+    router.add_api_route(
+        f"/{path}/{{attack_id}}",
+        detail_route,
+        methods=["GET"],
+        tags=[tag],
+        name=f"get_{fn}",
+        summary=f"One {kind.replace('_', ' ')} with related objects",
+    )
 
 
 for _path, _kind in (

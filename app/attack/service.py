@@ -55,9 +55,7 @@ KIND_LABEL = {
 def list_releases(session: Session) -> list[ReleaseRead]:
     releases = session.exec(select(Release).order_by(Release.domain, Release.version_key)).all()
     newest = {r.domain: r.id for r in releases}  # ordered ascending: last one wins
-    return [
-        ReleaseRead(**r.model_dump(), is_default=newest[r.domain] == r.id) for r in releases
-    ]
+    return [ReleaseRead(**r.model_dump(), is_default=newest[r.domain] == r.id) for r in releases]
 
 
 def find_release(session: Session, *, domain: str, version: str | None = None) -> Release | None:
@@ -67,7 +65,9 @@ def find_release(session: Session, *, domain: str, version: str | None = None) -
     return session.exec(stmt.order_by(col(Release.version_key).desc())).first()
 
 
-def get_release(session: Session, *, domain: str | None = None, version: str | None = None) -> Release:
+def get_release(
+    session: Session, *, domain: str | None = None, version: str | None = None
+) -> Release:
     """The named release, or the newest of the domain (enterprise unless said)."""
     d = domain_of(domain) if domain else "enterprise"
     release = find_release(session, domain=d, version=version)
@@ -253,8 +253,9 @@ def get_technique_page(
         ),
         key=lambda m: m.id or "",
     )
-    strategies, components = _detection(session, release_id=rid, technique=tech,
-                                        detects=by_type.get("detects", []))  # fmt: skip
+    strategies, components = _detection(
+        session, release_id=rid, technique=tech, detects=by_type.get("detects", [])
+    )
     data = tech.data
     return TechniquePage(
         id=tech.attack_id or "",
@@ -314,8 +315,10 @@ def _detection(
     text_of = {o.stix_id: r.description for r, o in detects if o.kind == "data_component"}
 
     comp_links: list[DataComponentLink] = []
-    for ref in sorted({link.data_component_ref for link in links},
-                      key=lambda x: components[x].name if x in components else x):  # fmt: skip
+    for ref in sorted(
+        {link.data_component_ref for link in links},
+        key=lambda x: components[x].name if x in components else x,
+    ):
         c = components.get(ref)
         if c is None:
             continue
@@ -343,8 +346,8 @@ def _detection(
                     description=a.description,
                     log_sources=[
                         LogSource(
-                            data_component=_ref(components[dc]) if (
-                                dc := ls.get("x_mitre_data_component_ref", "")) in components
+                            data_component=_ref(components[dc])
+                            if (dc := ls.get("x_mitre_data_component_ref", "")) in components
                             else None,
                             name=ls.get("name", ""),
                             channel=ls.get("channel", ""),
@@ -470,24 +473,36 @@ def object_read(session: Session, *, release: Release, obj: AttackObject) -> Obj
     rid = release.id or 0
     groups: dict[str, list[RelatedRef]] = {}
     for rtype, direction, label in _RELATED.get(obj.kind, []):
-        for x in related(session, release_id=rid, refs=[obj.stix_id], relationship_type=rtype,
-                         direction=direction):  # fmt: skip
+        for x in related(
+            session,
+            release_id=rid,
+            refs=[obj.stix_id],
+            relationship_type=rtype,
+            direction=direction,
+        ):
             name = label if label not in ("uses", "used_by") else f"{label}_{x.obj.kind}"
             groups.setdefault(_plural(name), []).append(
-                RelatedRef(id=x.obj.attack_id, name=x.obj.name,
-                           description=x.relationship.description)  # fmt: skip
+                RelatedRef(
+                    id=x.obj.attack_id, name=x.obj.name, description=x.relationship.description
+                )
             )
     if obj.kind == "group":  # techniques reached through attributed campaigns count too
         campaigns = [g.id for g in groups.get("campaigns", [])]
         for cid in campaigns:
             _, camp = get_object(session, releases=[release], kind="campaign", attack_id=cid or "")
-            for x in related(session, release_id=rid, refs=[camp.stix_id],
-                             relationship_type="uses", direction="out"):  # fmt: skip
+            for x in related(
+                session,
+                release_id=rid,
+                refs=[camp.stix_id],
+                relationship_type="uses",
+                direction="out",
+            ):
                 key = _plural(f"uses_{x.obj.kind}")
                 if not any(r.id == x.obj.attack_id for r in groups.get(key, [])):
                     groups.setdefault(key, []).append(
-                        RelatedRef(id=x.obj.attack_id, name=x.obj.name,
-                                   description=f"via campaign {cid}")  # fmt: skip
+                        RelatedRef(
+                            id=x.obj.attack_id, name=x.obj.name, description=f"via campaign {cid}"
+                        )
                     )
     if obj.kind in ("detection_strategy", "data_source"):
         groups.update(_children(session, release_id=rid, obj=obj))
@@ -517,10 +532,13 @@ def _plural(label: str) -> str:
     }.get(label, label)
 
 
-def _children(session: Session, *, release_id: int, obj: AttackObject) -> dict[str, list[RelatedRef]]:
+def _children(
+    session: Session, *, release_id: int, obj: AttackObject
+) -> dict[str, list[RelatedRef]]:
     if obj.kind == "detection_strategy":
-        analytics = objects_by_stix_id(session, release_id=release_id,
-                                       stix_ids=obj.data.get("analytic_refs") or ())  # fmt: skip
+        analytics = objects_by_stix_id(
+            session, release_id=release_id, stix_ids=obj.data.get("analytic_refs") or ()
+        )
         return {"analytics": [RelatedRef(id=a.attack_id, name=a.name) for a in analytics.values()]}
     comps = session.exec(
         select(AttackObject).where(
@@ -576,3 +594,132 @@ def list_objects(
         for o in rows
     ]
     return Page(items=items[offset : offset + limit], total=len(items), limit=limit, offset=offset)
+
+
+# ---- an index of one release, for validating and scoring many mappings at once --------------
+
+
+@dataclass(frozen=True)
+class TechniqueInfo:
+    id: str
+    name: str
+    status: str  # active | revoked | deprecated
+    tactics: tuple[str, ...]
+    platforms: tuple[str, ...]
+    is_subtechnique: bool
+    revoked_by: str | None  # the next id in the revoked-by chain
+
+
+@dataclass
+class TechniqueIndex:
+    """Every technique id of a release with its state, plus tactic names, in memory."""
+
+    domain: str
+    version: str
+    release_id: int
+    techniques: dict[str, TechniqueInfo]
+    tactics: list[TacticRead]
+    other_domains: dict[str, str]  # technique id → domain, for ids found only in other domains
+
+    def final(self, attack_id: str) -> tuple[str, list[str]]:
+        """Follow revoked-by to its end; returns the final id and the chain walked."""
+        chain = [attack_id]
+        current = attack_id
+        while (info := self.techniques.get(current)) and info.revoked_by and len(chain) < 20:
+            current = info.revoked_by
+            if current in chain:
+                break
+            chain.append(current)
+        return current, chain
+
+    def active_ids(self) -> list[str]:
+        return sorted(k for k, v in self.techniques.items() if v.status == "active")
+
+
+def technique_index(session: Session, *, release: Release) -> TechniqueIndex:
+    rid = release.id or 0
+    rows = session.exec(
+        select(AttackObject).where(AttackObject.release_id == rid, AttackObject.kind == "technique")
+    ).all()
+    by_stix = {o.stix_id: o for o in rows}
+    revoked_by: dict[str, str] = {}
+    for r in session.exec(
+        select(Relationship).where(
+            Relationship.release_id == rid, Relationship.relationship_type == "revoked-by"
+        )
+    ).all():
+        src, dst = by_stix.get(r.source_ref), by_stix.get(r.target_ref)
+        if src and dst and src.attack_id and dst.attack_id:
+            revoked_by[src.attack_id] = dst.attack_id
+    techniques = {
+        o.attack_id: TechniqueInfo(
+            id=o.attack_id,
+            name=o.name,
+            status="revoked" if o.revoked else ("deprecated" if o.deprecated else "active"),
+            tactics=tuple(p["phase_name"] for p in o.data.get("kill_chain_phases") or ()),
+            platforms=tuple(o.platforms),
+            is_subtechnique=bool(o.data.get("is_subtechnique")),
+            revoked_by=revoked_by.get(o.attack_id),
+        )
+        for o in rows
+        if o.attack_id
+    }
+    others: dict[str, str] = {}
+    for d in DOMAINS:
+        if d == release.domain:
+            continue
+        other = find_release(session, domain=d)
+        if other is None:
+            continue
+        for aid in session.exec(
+            select(AttackObject.attack_id).where(
+                AttackObject.release_id == other.id, AttackObject.kind == "technique"
+            )
+        ).all():
+            if aid and aid not in techniques:
+                others.setdefault(aid, d)
+    return TechniqueIndex(
+        domain=release.domain,
+        version=release.version,
+        release_id=rid,
+        techniques=techniques,
+        tactics=list_tactics(session, release=release),
+        other_domains=others,
+    )
+
+
+def analytics_by_technique(
+    session: Session, *, release: Release
+) -> dict[str, list[tuple[str, list[tuple[str, str]]]]]:
+    """Technique id → its analytics (18+): (analytic id, [(log source name, channel)])."""
+    rid = release.id or 0
+    objs = {
+        o.stix_id: o
+        for o in session.exec(
+            select(AttackObject).where(
+                AttackObject.release_id == rid,
+                col(AttackObject.kind).in_(("technique", "detection_strategy", "analytic")),
+            )
+        ).all()
+    }
+    out: dict[str, list[tuple[str, list[tuple[str, str]]]]] = {}
+    for r in session.exec(
+        select(Relationship).where(
+            Relationship.release_id == rid,
+            Relationship.relationship_type == "detects",
+            col(Relationship.revoked).is_(False),
+        )
+    ).all():
+        strategy, tech = objs.get(r.source_ref), objs.get(r.target_ref)
+        if strategy is None or tech is None or strategy.kind != "detection_strategy":
+            continue
+        for ref in strategy.data.get("analytic_refs") or ():
+            a = objs.get(ref)
+            if a is None or not a.attack_id:
+                continue
+            refs = [
+                (str(x.get("name", "")), str(x.get("channel", "")))
+                for x in a.data.get("log_source_references") or ()
+            ]
+            out.setdefault(tech.attack_id or "", []).append((a.attack_id, refs))
+    return out

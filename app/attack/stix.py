@@ -41,14 +41,38 @@ _VERSION = re.compile(r"^(\d+)\.(\d+)$")
 # Fields stored as columns (or dropped as STIX bookkeeping); the rest of an object goes to `data`.
 _COLUMN_FIELDS = frozenset(
     {
-        "type", "id", "name", "description", "created", "modified", "revoked",
-        "x_mitre_deprecated", "x_mitre_platforms", "external_references", "object_marking_refs",
-        "created_by_ref", "x_mitre_modified_by_ref", "spec_version", "x_mitre_attack_spec_version",
+        "type",
+        "id",
+        "name",
+        "description",
+        "created",
+        "modified",
+        "revoked",
+        "x_mitre_deprecated",
+        "x_mitre_platforms",
+        "external_references",
+        "object_marking_refs",
+        "created_by_ref",
+        "x_mitre_modified_by_ref",
+        "spec_version",
+        "x_mitre_attack_spec_version",
     }
-)  # fmt: skip
+)
 
-ObjectRow = tuple[str, str, str | None, str, str, str | None, str | None, str | None, bool, bool,
-                  list[str], dict[str, Any]]  # fmt: skip
+ObjectRow = tuple[
+    str,
+    str,
+    str | None,
+    str,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    bool,
+    bool,
+    list[str],
+    dict[str, Any],
+]
 RelationshipRow = tuple[str, str, str, str, str, bool, bool]
 
 
@@ -120,7 +144,9 @@ def parse_bundle(
 
     for n, obj in enumerate(objects):
         if not isinstance(obj, dict) or not obj.get("id") or not obj.get("type"):
-            issues.append(Issue(f"object #{n} has no id or type", Location(source, field="objects")))
+            issues.append(
+                Issue(f"object #{n} has no id or type", Location(source, field="objects"))
+            )
             continue
         sid, stype = obj["id"], obj["type"]
         if sid in ids:
@@ -183,9 +209,11 @@ def parse_bundle(
         for ref in (src, dst):
             if ref not in ids:
                 issues.append(
-                    Issue(f"relationship {sid} ({rtype}) points to missing object {ref or '(none)'}",
-                          Location(source, field="objects"))
-                )  # fmt: skip
+                    Issue(
+                        f"relationship {sid} ({rtype}) points to missing object {ref or '(none)'}",
+                        Location(source, field="objects"),
+                    )
+                )
     if issues:
         raise InvalidInput(f"{issues[0].message}", loc, issues=issues)
 
@@ -209,11 +237,13 @@ def parse_bundle(
 def _detect_domain(matrix_domains: list[str], object_domains: Counter[str], source: str) -> str:
     candidates = set(matrix_domains) or {d for d, _ in object_domains.most_common(1)}
     if len(candidates) != 1:
-        raise InvalidInput(
-            "cannot tell the ATT&CK domain: the bundle has no matrix or x_mitre_domains",
-            Location(file=source),
-        ) if not candidates else InvalidInput(
-            f"bundle mixes domains {sorted(candidates)}", Location(file=source)
+        raise (
+            InvalidInput(
+                "cannot tell the ATT&CK domain: the bundle has no matrix or x_mitre_domains",
+                Location(file=source),
+            )
+            if not candidates
+            else InvalidInput(f"bundle mixes domains {sorted(candidates)}", Location(file=source))
         )
     try:
         return domain_of(candidates.pop())
@@ -227,7 +257,9 @@ def _detect_version(collection: dict[str, Any] | None, source: str, given: str |
     if collection and collection.get("x_mitre_version"):
         found = str(collection["x_mitre_version"])
         if given and given != found:
-            raise InvalidInput(f"--version {given} contradicts the bundle's collection ({found})", loc)
+            raise InvalidInput(
+                f"--version {given} contradicts the bundle's collection ({found})", loc
+            )
         version_key(found)
         return found
     if given:

@@ -55,8 +55,9 @@ def source_from_bytes(
     """An uploaded file: an archive is unpacked (bounded), anything else is one file."""
     name = display or filename
     if len(data) > limits.max_upload_bytes:
-        raise TooLarge(f"size exceeds the limit of {limits.max_upload_bytes} bytes",
-                       Location(file=name))  # fmt: skip
+        raise TooLarge(
+            f"size exceeds the limit of {limits.max_upload_bytes} bytes", Location(file=name)
+        )
     lower = filename.lower()
     if lower.endswith(ARCHIVE_SUFFIXES):
         return _Source(name, _read_tar(data, name, limits), True)
@@ -77,14 +78,17 @@ def _read_dir(root: Path, limits: Limits) -> list[tuple[str, bytes]]:
             if full.is_symlink() or not full.is_file():
                 raise InvalidInput("links and special files are not read", Location(file=rel))
             if len(out) >= limits.max_archive_members:
-                raise TooLarge(f"more than {limits.max_archive_members} files",
-                               Location(file=str(root)))  # fmt: skip
+                raise TooLarge(
+                    f"more than {limits.max_archive_members} files", Location(file=str(root))
+                )
             with open(full, "rb") as fh:
                 data = read_stream_bounded(fh, limit=limits.max_member_bytes, name=rel)
             total += len(data)
             if total > limits.max_archive_bytes:
-                raise TooLarge(f"files exceed {limits.max_archive_bytes} bytes in all",
-                               Location(file=str(root)))  # fmt: skip
+                raise TooLarge(
+                    f"files exceed {limits.max_archive_bytes} bytes in all",
+                    Location(file=str(root)),
+                )
             out.append((rel, data))
     out.sort()
     return out
@@ -99,17 +103,22 @@ def _read_tar(data: bytes, name: str, limits: Limits) -> list[tuple[str, bytes]]
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
             for n, member in enumerate(tar):
                 if n >= limits.max_archive_members:
-                    raise TooLarge(f"archive has more than {limits.max_archive_members} members",
-                                   Location(file=name))  # fmt: skip
+                    raise TooLarge(
+                        f"archive has more than {limits.max_archive_members} members",
+                        Location(file=name),
+                    )
                 rel = _safe_member_name(member.name, name)
                 if member.isdir():
                     continue
                 if not member.isfile():
-                    raise InvalidInput(f"archive member {member.name!r} is a link or device",
-                                       Location(file=name))  # fmt: skip
+                    raise InvalidInput(
+                        f"archive member {member.name!r} is a link or device", Location(file=name)
+                    )
                 if member.size > limits.max_member_bytes:
-                    raise TooLarge(f"archive member {member.name!r} is over "
-                                   f"{limits.max_member_bytes} bytes", Location(file=name))  # fmt: skip
+                    raise TooLarge(
+                        f"archive member {member.name!r} is over {limits.max_member_bytes} bytes",
+                        Location(file=name),
+                    )
                 fh = tar.extractfile(member)
                 out.append((rel, fh.read() if fh else b""))
     except tarfile.TarError as exc:

@@ -17,8 +17,12 @@ def register(app: typer.Typer) -> None:
 
 
 def ingest(
-    sources: Annotated[list[str], typer.Argument(help="bundle files (.json/.json.gz), folders or URLs")],
-    version: Annotated[str | None, typer.Option(help="release version when the bundle does not say")] = None,
+    sources: Annotated[
+        list[str], typer.Argument(help="bundle files (.json/.json.gz), folders or URLs")
+    ],
+    version: Annotated[
+        str | None, typer.Option(help="release version when the bundle does not say")
+    ] = None,
     replace: Annotated[bool, typer.Option(help="reload a release that is already loaded")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print the outcome as JSON")] = False,
 ) -> None:
@@ -27,16 +31,22 @@ def ingest(
 
     s = settings()
     with progress() as step:
-        outcomes = ingest_sources(engine(s), sources, limits=s.limits, version=version,
-                                  replace=replace, step=step)  # fmt: skip
+        outcomes = ingest_sources(
+            engine(s), sources, limits=s.limits, version=version, replace=replace, step=step
+        )
     if json_out:
         echo_json(outcomes)
         return
     for o in outcomes:
-        verb = {"unchanged": "already loaded, nothing to do", "loaded": "loaded",
-                "replaced": "replaced"}[o.status]  # fmt: skip
-        typer.echo(f"{o.domain} {o.version}: {verb} ({o.objects} objects, {o.relationships} "
-                   f"relationships, {o.techniques} active techniques) from {o.source}")  # fmt: skip
+        verb = {
+            "unchanged": "already loaded, nothing to do",
+            "loaded": "loaded",
+            "replaced": "replaced",
+        }[o.status]
+        typer.echo(
+            f"{o.domain} {o.version}: {verb} ({o.objects} objects, {o.relationships} "
+            f"relationships, {o.techniques} active techniques) from {o.source}"
+        )
 
 
 def releases(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -53,10 +63,19 @@ def releases(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("domain", "version", "STIX", "detection model", "techniques", "objects", "default")
+    table = Table(
+        "domain", "version", "STIX", "detection model", "techniques", "objects", "default"
+    )
     for r in rows:
-        table.add_row(r.domain, r.version, r.stix_version, r.detection_model,
-                      str(r.technique_count), str(r.object_count), "yes" if r.is_default else "")  # fmt: skip
+        table.add_row(
+            r.domain,
+            r.version,
+            r.stix_version,
+            r.detection_model,
+            str(r.technique_count),
+            str(r.object_count),
+            "yes" if r.is_default else "",
+        )
     Console().print(table)
 
 
@@ -70,11 +89,12 @@ def technique(
     from sqlmodel import Session
 
     from app.attack import service as attack_service
+    from app.catalog import service as catalog_service
     from app.cli.render import print_technique
 
     with Session(engine()) as session:
         releases = attack_service.releases_for_lookup(session, domain=domain, version=version)
-        page = attack_service.get_technique_page(session, releases=releases, attack_id=attack_id)
+        page = catalog_service.get_technique_page(session, releases=releases, attack_id=attack_id)
     if json_out:
         echo_json(page)
     else:
@@ -100,5 +120,11 @@ def serve(
         loaded = ensure_attack_loaded(engine(s), s, step=step)
     for line in loaded:
         typer.echo(line, err=True)
-    uvicorn.run("app.main:create_app", factory=True, host=host or s.host, port=port or s.port,
-                workers=workers, log_level="info")  # fmt: skip
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host or s.host,
+        port=port or s.port,
+        workers=workers,
+        log_level="info",
+    )

@@ -11,6 +11,7 @@ import sys
 import typer
 
 from app.cli import attack as attack_cli
+from app.cli import catalog as catalog_cli
 from app.core.errors import KbmapError
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 attack_cli.register(app)
+app.add_typer(catalog_cli.app, name="catalog")
 
 
 def main() -> None:

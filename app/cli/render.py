@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from app.attack.models import TechniquePage
+from app.catalog.models import CatalogRead
 
 
 def print_technique(page: TechniquePage, console: Console | None = None) -> None:
@@ -15,8 +16,10 @@ def print_technique(page: TechniquePage, console: Console | None = None) -> None
     c = console or Console()
     flags = " [revoked]" if page.revoked else (" [deprecated]" if page.deprecated else "")
     c.print(Text(f"{page.id}: {page.name}{flags}", style="bold"))
-    c.print(f"ATT&CK {page.domain} {page.version} · tactics: {', '.join(page.tactics) or '-'} · "
-            f"platforms: {', '.join(page.platforms) or '-'}")  # fmt: skip
+    c.print(
+        f"ATT&CK {page.domain} {page.version} · tactics: {', '.join(page.tactics) or '-'} · "
+        f"platforms: {', '.join(page.platforms) or '-'}"
+    )
     if page.revoked_by:
         c.print(f"Revoked by {page.revoked_by.id}: {page.revoked_by.name}")
     if page.parent:
@@ -40,7 +43,8 @@ def print_technique(page: TechniquePage, console: Console | None = None) -> None
             c.print(Text(f"  {s.id} {s.name}"))
             for a in s.analytics:
                 sources = "; ".join(
-                    f"{ls.data_component.name if ls.data_component else '?'} ← {ls.name} {ls.channel}"
+                    f"{ls.data_component.name if ls.data_component else '?'} ← "
+                    f"{ls.name} {ls.channel}"
                     for ls in a.log_sources
                 )
                 c.print(Text(f"    {a.id} [{', '.join(a.platforms)}] {sources}"))
@@ -48,8 +52,11 @@ def print_technique(page: TechniquePage, console: Console | None = None) -> None
         table = Table("ID", "Data source and component", "Description", show_lines=True)
         for d in page.data_components:
             ds = f"{d.data_source.name}: " if d.data_source else ""
-            table.add_row(d.data_source.id if d.data_source else (d.id or ""), f"{ds}{d.name}",
-                          Text(d.description))  # fmt: skip
+            table.add_row(
+                d.data_source.id if d.data_source else (d.id or ""),
+                f"{ds}{d.name}",
+                Text(d.description),
+            )
         c.print(table)
 
     c.print(Text("Mitigations", style="bold"))
@@ -57,7 +64,51 @@ def print_technique(page: TechniquePage, console: Console | None = None) -> None
     for m in page.mitigations:
         table.add_row(m.id or "", m.name, Text(m.description))
     c.print(table)
-    for label, refs in (("Groups", page.groups), ("Software", page.software),
-                        ("Campaigns", page.campaigns)):  # fmt: skip
+    for label, refs in (
+        ("Groups", page.groups),
+        ("Software", page.software),
+        ("Campaigns", page.campaigns),
+    ):
         if refs:
             c.print(Text(f"{label} ({len(refs)}): " + ", ".join(f"{r.id}" for r in refs)))
+
+
+def print_import_report(
+    catalog: CatalogRead, *, replaced: bool, console: Console | None = None
+) -> None:
+    """Counts per outcome with examples: what was placed, remapped, flagged, left unmapped."""
+    c = console or Console()
+    r = catalog.report
+    verb = "replaced" if replaced else "imported"
+    c.print(
+        Text(
+            f"{catalog.name}: {verb} {catalog.rule_count} rules ({r.get('format')}), "
+            f"validated against ATT&CK {catalog.domain} {catalog.attack_version}",
+            style="bold",
+        )
+    )
+    c.print(
+        f"rules with a technique: {r.get('rules_with_technique')} · without: "
+        f"{r.get('rules_without_technique')} · distinct techniques covered: "
+        f"{r.get('distinct_techniques_covered')} · linked to data components: "
+        f"{r.get('rules_linked_to_data_components')} "
+        f"({100 * float(r.get('share_linked_to_data_components', 0)):.1f}%)"
+    )
+    table = Table("outcome", "mappings", "examples (rule: written → technique)")
+    examples = r.get("examples", {})
+    for outcome, count in r.get("outcomes", {}).items():
+        ex = "; ".join(
+            f"{e['rule_id']}: {e['written']} → {e['technique'] or '-'}"
+            for e in examples.get(outcome, [])[:3]
+        )
+        table.add_row(outcome, str(count), Text(ex))
+    c.print(table)
+    if r.get("tactic_mismatches"):
+        c.print(f"tactic warnings: {r['tactic_mismatches']}")
+    if r.get("unknown_tactics"):
+        c.print(
+            "tactics not in this release: "
+            + ", ".join(f"{k} ({v})" for k, v in r["unknown_tactics"].items())
+        )
+    if r.get("warning_count"):
+        c.print(f"parser warnings: {r['warning_count']}")

@@ -74,10 +74,11 @@ def bulk_insert(
     if not batch:
         return 0
     style = connection.dialect.paramstyle
-    marks = ", ".join(["?"] * len(columns)) if style == "qmark" else ", ".join(
-        ["%s"] * len(columns)
+    marks = (
+        ", ".join(["?"] * len(columns)) if style == "qmark" else ", ".join(["%s"] * len(columns))
     )
-    sql = f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks})'
+    names = ", ".join(f'"{c}"' for c in columns)
+    sql = f'INSERT INTO "{table}" ({names}) VALUES ({marks})'
     connection.exec_driver_sql(sql, batch)
     return len(batch)
 

@@ -64,14 +64,17 @@ def _fetch_once(
         declared = response.headers.get("content-length")
         total = int(declared) if declared and declared.isdigit() else None
         if total is not None and total > max_bytes:
-            raise TooLarge(f"download is {total} bytes, over the limit of {max_bytes}",
-                           Location(file=url))  # fmt: skip
+            raise TooLarge(
+                f"download is {total} bytes, over the limit of {max_bytes}", Location(file=url)
+            )
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_bytes(1 << 16):
             size += len(chunk)
             if size > max_bytes:
-                raise TooLarge(f"download exceeds the limit of {max_bytes} bytes", Location(file=url))
+                raise TooLarge(
+                    f"download exceeds the limit of {max_bytes} bytes", Location(file=url)
+                )
             chunks.append(chunk)
             if progress:
                 progress(size, total)

@@ -47,7 +47,9 @@ def loads_json(data: bytes | str, *, name: str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"not valid JSON: {exc.msg}", Location(file=name, line=exc.lineno)) from exc
+        raise InvalidInput(
+            f"not valid JSON: {exc.msg}", Location(file=name, line=exc.lineno)
+        ) from exc
 
 
 def json_depth_ok(value: Any, max_depth: int) -> bool:
@@ -81,18 +83,23 @@ class _BoundedSafeLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self.alias_count += 1
             if self.alias_count > self.max_aliases:
-                mark = self.peek_event().start_mark
-                raise yaml.YAMLError(f"more than {self.max_aliases} YAML aliases (line {mark.line + 1})")
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.YAMLError(
+                    f"more than {self.max_aliases} YAML aliases (line {mark.line + 1})"
+                )
         return super().compose_node(parent, index)
 
 
 def load_yaml_documents(text: str | bytes, *, name: str, max_aliases: int) -> list[Any]:
     """Safe-load every YAML document; tags, alias bombs and syntax errors become InvalidInput."""
     loader_cls: Any = yaml.CSafeLoader
-    if _ANCHOR.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+    has_amp = (b"&" in text) if isinstance(text, bytes) else ("&" in text)
+    if has_amp and _ANCHOR.search(
+        text if isinstance(text, str) else text.decode("utf-8", "replace")
+    ):
         loader_cls = type("Loader", (_BoundedSafeLoader,), {"max_aliases": max_aliases})
     try:
-        return list(yaml.load_all(text, Loader=loader_cls))  # noqa: S506 - safe loader subclass
+        return list(yaml.load_all(text, Loader=loader_cls))
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise InvalidInput(f"invalid YAML: {exc.problem}", Location(file=name, line=line)) from exc

@@ -21,7 +21,7 @@ def ensure_attack_loaded(
 ) -> list[str]:
     """Ingest KBMAP_ATTACK_SOURCE (file, folder, URL, or MITRE's index) if nothing is loaded."""
     with Session(engine) as session:
-        count = session.exec(select(func.count()).select_from(Release)).one()  # type: ignore[call-overload]
+        count = session.execute(select(func.count()).select_from(Release)).scalar_one()
     if count:
         return []
     source = settings.attack_source

@@ -53,7 +53,9 @@ def test_releases_mark_the_default(client: TestClient) -> None:
 
 
 def test_techniques_paging_caps_and_counts(client: TestClient) -> None:
-    r = client.get("/api/v1/techniques", params={"limit": 10, "offset": 5, "domain": "mobile"}).json()
+    r = client.get(
+        "/api/v1/techniques", params={"limit": 10, "offset": 5, "domain": "mobile"}
+    ).json()
     assert r["total"] == len(rawdata.active_techniques("mobile-attack-18.1.json.gz"))
     assert (len(r["items"]), r["limit"], r["offset"]) == (10, 10, 5)
     big = client.get("/api/v1/techniques", params={"limit": 100000}).json()
@@ -63,10 +65,18 @@ def test_techniques_paging_caps_and_counts(client: TestClient) -> None:
 def test_object_routes(client: TestClient) -> None:
     assert client.get("/api/v1/groups/G0016").json()["name"] == "APT29"
     dets = client.get("/api/v1/detection-strategies/DET0185").json()
-    assert [a["id"] for a in dets["related"]["analytics"]] == ["AN0526", "AN0527", "AN0528", "AN0529", "AN0530"]
+    assert [a["id"] for a in dets["related"]["analytics"]] == [
+        "AN0526",
+        "AN0527",
+        "AN0528",
+        "AN0529",
+        "AN0530",
+    ]
     tactics = client.get("/api/v1/tactics", params={"domain": "ics"}).json()
     assert tactics[0]["shortname"] == "initial-access"
-    ds = client.get("/api/v1/data-sources", params={"version": "17.1", "q": "web credential"}).json()
+    ds = client.get(
+        "/api/v1/data-sources", params={"version": "17.1", "q": "web credential"}
+    ).json()
     assert [d["id"] for d in ds["items"]] == ["DS0006"]
 
 

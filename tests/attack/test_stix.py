@@ -32,7 +32,9 @@ def _parse(name: str, **kw: object):  # type: ignore[no-untyped-def]
         ("stix21/ics-attack-17.1.json.gz", "ics", "17.1", "2.1"),
     ],
 )
-def test_detects_domain_version_and_stix_version(name: str, domain: str, version: str, stix: str) -> None:
+def test_detects_domain_version_and_stix_version(
+    name: str, domain: str, version: str, stix: str
+) -> None:
     parsed = _parse(name)
     assert (parsed.domain, parsed.version, parsed.stix_version) == (domain, version, stix)
     raw = rawdata.objects(name)
@@ -64,16 +66,21 @@ def _bundle(objects: list[dict[str, object]]) -> bytes:
 
 
 TECH = {
-    "type": "attack-pattern", "id": "attack-pattern--1", "name": "T",
+    "type": "attack-pattern",
+    "id": "attack-pattern--1",
+    "name": "T",
     "x_mitre_domains": ["enterprise-attack"],
     "external_references": [{"source_name": "mitre-attack", "external_id": "T9999"}],
-}  # fmt: skip
+}
 
 
 def test_version_needed_when_nothing_says_it() -> None:
     with pytest.raises(InvalidInput, match="pass --version"):
         parse_bundle(_bundle([TECH]), source="mine.json", max_bytes=MAX)
-    assert parse_bundle(_bundle([TECH]), source="mine.json", version="1.0", max_bytes=MAX).version == "1.0"
+    assert (
+        parse_bundle(_bundle([TECH]), source="mine.json", version="1.0", max_bytes=MAX).version
+        == "1.0"
+    )
 
 
 @pytest.mark.parametrize(
@@ -85,8 +92,18 @@ def test_version_needed_when_nothing_says_it() -> None:
         (_bundle([{"type": "attack-pattern"}]), "has no id or type"),
         (_bundle([TECH, TECH]), "duplicate object id"),
         (
-            _bundle([TECH, {"type": "relationship", "id": "relationship--1", "relationship_type": "uses",
-                            "source_ref": "intrusion-set--x", "target_ref": "attack-pattern--1"}]),
+            _bundle(
+                [
+                    TECH,
+                    {
+                        "type": "relationship",
+                        "id": "relationship--1",
+                        "relationship_type": "uses",
+                        "source_ref": "intrusion-set--x",
+                        "target_ref": "attack-pattern--1",
+                    },
+                ]
+            ),
             "points to missing object intrusion-set--x",
         ),
         (_bundle([{**TECH, "x_mitre_domains": ["pre-attack"]}]), "unknown ATT&CK domain"),
@@ -111,6 +128,9 @@ def test_tactics_come_from_kill_chain_phases() -> None:
     parsed = _parse("enterprise-attack-18.1.json.gz")
     raw = rawdata.objects("enterprise-attack-18.1.json.gz")
     expected = Counter(
-        p["phase_name"] for o in raw if o["type"] == "attack-pattern" for p in o.get("kill_chain_phases", [])
+        p["phase_name"]
+        for o in raw
+        if o["type"] == "attack-pattern"
+        for p in o.get("kill_chain_phases", [])
     )
     assert Counter(t for _, t in parsed.technique_tactics) == expected

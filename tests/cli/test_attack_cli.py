@@ -12,8 +12,13 @@ from tests.conftest import attack_file
 
 def kbmap(*args: str, db: str, check: bool = False) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KBMAP_DATABASE_URL": db, "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "app.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -38,7 +43,9 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path: Path) -> None:
     bad.write_text("{not json")
     proc = kbmap("ingest", str(bad), db=db)
     assert proc.returncode == 1
-    assert proc.stderr.splitlines() == [f"kbmap: {bad}, line 1: not valid JSON: unexpected character"]
+    assert proc.stderr.splitlines() == [
+        f"kbmap: {bad}, line 1: not valid JSON: unexpected character"
+    ]
     missing = kbmap("technique", "T1550.001", db=db)
     assert missing.returncode == 1
     assert missing.stderr.strip() == "kbmap: no ATT&CK release loaded"

@@ -1,0 +1,131 @@
+"""Catalog routes: upload, list, show, delete, export; rules; the technique page with its rules."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Path, Query, Request, Response, UploadFile, status
+
+from app.api.deps import (
+    CatalogsQuery,
+    IdPath,
+    LookupReleasesDep,
+    PageParams,
+    QText,
+    SessionDep,
+    SettingsDep,
+)
+from app.attack.models import TechniquePage
+from app.catalog import service as catalog_service
+from app.catalog.models import CatalogRead, RuleRead
+from app.catalog.source import source_from_bytes
+from app.core.errors import Location, TooLarge
+from app.core.pages import Page
+
+router = APIRouter()
+NamePath = Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+@router.get("/techniques/{attack_id}", tags=["techniques"])
+def get_technique(
+    session: SessionDep,
+    releases: LookupReleasesDep,
+    attack_id: IdPath,
+    catalog: CatalogsQuery = None,
+) -> TechniquePage:
+    return catalog_service.get_technique_page(
+        session, releases=releases, attack_id=attack_id, catalogs=catalog
+    )
+
+
+@router.post("/catalogs", tags=["catalogs"], status_code=status.HTTP_201_CREATED)
+async def import_catalog(
+    request: Request,
+    settings: SettingsDep,
+    file: UploadFile,
+    format: Annotated[str, Form(max_length=40)] = "auto",
+    name: Annotated[str | None, Form(max_length=80)] = None,
+    domain: Annotated[str | None, Form(max_length=40)] = None,
+    version: Annotated[str | None, Form(max_length=20, pattern=r"^\d+\.\d+$")] = None,
+) -> CatalogRead:
+    """Upload a catalog (any format, or a .tar.gz of rule files); replaces a same-named one."""
+    limit = settings.limits.max_upload_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"upload exceeds the limit of {limit} bytes", Location(file=file.filename))
+    source = source_from_bytes(file.filename or "upload", data, settings.limits)
+    result = catalog_service.import_catalog(
+        request.app.state.engine,
+        settings,
+        source=source,
+        format_id=format,
+        name=name,
+        domain=domain,
+        version=version,
+    )
+    return result.catalog
+
+
+@router.get("/catalogs", tags=["catalogs"])
+def list_catalogs(session: SessionDep) -> list[CatalogRead]:
+    return catalog_service.list_catalogs(session)
+
+
+@router.get("/catalogs/{name}", tags=["catalogs"])
+def get_catalog(session: SessionDep, name: NamePath) -> CatalogRead:
+    return catalog_service.get_catalog(session, name=name)
+
+
+@router.get("/catalogs/{name}/export", tags=["catalogs"])
+def export_catalog(
+    session: SessionDep, name: NamePath, format: Literal["yaml", "json", "csv"] = "yaml"
+) -> Response:
+    content, media, filename = catalog_service.export_catalog(session, name=name, fmt=format)
+    return Response(
+        content,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.delete("/catalogs/{name}", tags=["catalogs"], status_code=status.HTTP_204_NO_CONTENT)
+def delete_catalog(request: Request, name: NamePath) -> None:
+    catalog_service.delete_catalog(request.app.state.engine, name=name)
+
+
+@router.get("/rules", tags=["rules"])
+def list_rules(
+    session: SessionDep,
+    page: PageParams,
+    catalog: CatalogsQuery = None,
+    technique: Annotated[str | None, Query(max_length=20)] = None,
+    subtechniques: bool = Query(False, description="with technique: include its sub-techniques"),
+    tactic: Annotated[str | None, Query(max_length=60)] = None,
+    data_component: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[str | None, Query(max_length=40)] = None,
+    outcome: Annotated[
+        Literal["ok", "remapped", "deprecated", "unknown", "wrong_domain", "unparsable"] | None,
+        Query(),
+    ] = None,
+    q: QText = None,
+) -> Page[RuleRead]:
+    return catalog_service.list_rules(
+        session,
+        catalogs=catalog,
+        technique=technique,
+        include_subtechniques=subtechniques,
+        tactic=tactic,
+        data_component=data_component,
+        status=status,
+        outcome=outcome,
+        q=q,
+        limit=page[0],
+        offset=page[1],
+    )
+
+
+@router.get("/rules/{catalog}/{rule_id:path}", tags=["rules"])
+def get_rule(
+    session: SessionDep, catalog: NamePath, rule_id: Annotated[str, Path(max_length=300)]
+) -> RuleRead:
+    return catalog_service.get_rule(session, catalog=catalog, rule_id=rule_id)

@@ -1,0 +1,605 @@
+"""Catalog use cases: import (all or nothing), list, show, delete, rules, export.
+
+An import detects the format, parses purely, validates against one release, links log sources to
+data components, then replaces the catalog of that name in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, delete, func, or_
+from sqlmodel import Session, col, select
+
+from app.attack import service as attack_service
+from app.attack.models import Release, RuleRef, TechniquePage
+from app.catalog import registry
+from app.catalog.base import CatalogSource, ParsedCatalog
+from app.catalog.export import MEDIA, render
+from app.catalog.models import (
+    Catalog,
+    CatalogRead,
+    MappingRead,
+    Rule,
+    RuleAnalytic,
+    RuleDataComponent,
+    RuleRead,
+    RuleTechnique,
+)
+from app.catalog.telemetry import (
+    LogSourceMap,
+    analytic_keys,
+    analytic_ref_keys,
+    data_components_for,
+    load_log_source_map,
+)
+from app.catalog.validate import Validation, validate_catalog
+from app.core.config import Limits, Settings
+from app.core.db import bulk_insert, transaction
+from app.core.errors import InvalidInput, Location, NotFound, TooLarge
+from app.core.pages import Page
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    catalog: CatalogRead
+    replaced: bool
+
+
+def log_source_map(settings: Settings) -> LogSourceMap:
+    return _cached_map(str(settings.kb_dir / "mappings" / "log-sources.yaml"))
+
+
+_MAPS: dict[str, LogSourceMap] = {}
+
+
+def _cached_map(path: str) -> LogSourceMap:
+    if path not in _MAPS:
+        _MAPS[path] = load_log_source_map(Path(path))
+    return _MAPS[path]
+
+
+def catalog_name_from(source_name: str) -> str:
+    """Default catalog name from a file name: 'sigma-attack18-rules.tar.gz' → 'sigma-attack18'."""
+    stem = Path(source_name.rstrip("/")).name
+    for suffix in (".tar.gz", ".tgz", ".tar", ".yaml", ".yml", ".json", ".csv", ".txt", ".gz"):
+        stem = stem.removesuffix(suffix)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem.removesuffix("-rules")).strip("-.")
+    return stem[:80] or "catalog"
+
+
+def parse_source(source: CatalogSource, *, format_id: str, limits: Limits) -> ParsedCatalog:
+    importer = registry.detect(source) if format_id == "auto" else registry.get_importer(format_id)
+    parsed = importer.parse(source, limits)
+    errors = [i for i in parsed.issues if i.severity == "error"]
+    if errors:
+        raise InvalidInput(
+            f"{errors[0].message} ({len(errors)} error(s); nothing imported)",
+            errors[0].location or Location(file=source.name),
+            issues=errors,
+        )
+    if len(parsed.rules) > limits.max_rules:
+        raise TooLarge(
+            f"catalog has {len(parsed.rules)} rules, over the limit of {limits.max_rules}",
+            Location(file=source.name),
+        )
+    return parsed
+
+
+def _pick_release(
+    session: Session, parsed: ParsedCatalog, domain: str | None, version: str | None
+) -> Release:
+    """The caller's release, else the one the catalog states, else the newest enterprise."""
+    if domain or version:
+        return attack_service.get_release(session, domain=domain, version=version)
+    if parsed.attack_domain or parsed.attack_version:
+        d = parsed.attack_domain or "enterprise"
+        found = attack_service.find_release(
+            session, domain=attack_service.domain_of(d), version=parsed.attack_version
+        )
+        if found is None:
+            raise InvalidInput(
+                f"the catalog was made against ATT&CK {d} {parsed.attack_version or ''}, which is "
+                "not loaded; ingest it or name another release".replace("  ", " ")
+            )
+        return found
+    return attack_service.get_release(session)
+
+
+def import_catalog(
+    engine: Engine,
+    settings: Settings,
+    *,
+    source: CatalogSource,
+    format_id: str = "auto",
+    name: str | None = None,
+    domain: str | None = None,
+    version: str | None = None,
+) -> ImportResult:
+    parsed = parse_source(source, format_id=format_id, limits=settings.limits)
+    catalog_name = name or parsed.name or catalog_name_from(source.name)
+    if not _NAME.match(catalog_name):
+        raise InvalidInput(
+            f"catalog name {catalog_name!r} must be 1-80 letters, digits, '.', '_' or '-'"
+        )
+    table = log_source_map(settings)
+    sha = hashlib.sha256()
+    for path, data in source.files():
+        sha.update(path.encode())
+        sha.update(data)
+    with transaction(engine) as session:
+        release = _pick_release(session, parsed, domain, version)
+        index = attack_service.technique_index(session, release=release)
+        validation = validate_catalog(parsed, index)
+        links = [data_components_for(v.rule.log_sources, table) for v in validation.rules]
+        linked = sum(1 for x in links if x)
+        analytics = _match_analytics(session, release, validation, table)
+        with_analytic = sum(1 for x in analytics if x)
+        report = {
+            **validation.report,
+            "format": parsed.format_id,
+            "files_read": parsed.files_read,
+            "rules_linked_to_data_components": linked,
+            "share_linked_to_data_components": round(linked / len(links), 4) if links else 0.0,
+            "rules_linked_to_analytics": with_analytic,
+            "share_linked_to_analytics": round(with_analytic / len(links), 4) if links else 0.0,
+            "warnings": [i.as_dict() for i in parsed.issues[:50]],
+            "warning_count": len(parsed.issues),
+        }
+        existing = session.exec(select(Catalog).where(Catalog.name == catalog_name)).first()
+        if existing is not None:
+            session.execute(delete(Catalog).where(col(Catalog.id) == existing.id))
+            session.flush()
+        catalog = Catalog(
+            name=catalog_name,
+            format_id=parsed.format_id,
+            vendor=parsed.vendor,
+            product=parsed.product,
+            version=parsed.version,
+            stated_domain=parsed.attack_domain,
+            stated_version=parsed.attack_version,
+            domain=release.domain,
+            attack_version=release.version,
+            source=source.name,
+            sha256=sha.hexdigest(),
+            imported_at=datetime.now(UTC),
+            rule_count=len(parsed.rules),
+            report=report,
+        )
+        session.add(catalog)
+        session.flush()
+        write_rules(
+            session,
+            catalog_id=catalog.id or 0,
+            validation=validation,
+            links=links,
+            analytics=analytics,
+        )
+        read = catalog_read(catalog)
+    return ImportResult(catalog=read, replaced=existing is not None)
+
+
+def _match_analytics(
+    session: Session, release: Release, validation: Validation, table: LogSourceMap
+) -> list[list[tuple[str, str]]]:
+    """Per rule: (analytic, technique) pairs where an analytic of one of the rule's techniques
+    names a log source (name + event) that the rule reads. Empty for ≤ 17 releases."""
+    if release.detection_model != "detection-strategy":
+        return [[] for _ in validation.rules]
+    by_technique = attack_service.analytics_by_technique(session, release=release)
+    ref_keys: dict[str, set[tuple[str, str]]] = {}
+    for items in by_technique.values():
+        for aid, refs in items:
+            if aid not in ref_keys:
+                ref_keys[aid] = set().union(*(analytic_ref_keys(n, c) for n, c in refs))
+    out: list[list[tuple[str, str]]] = []
+    for v in validation.rules:
+        keys = analytic_keys(v.rule.log_sources, table)
+        found: dict[tuple[str, str], None] = {}
+        if keys:
+            for m in v.mappings:
+                for aid, _refs in by_technique.get(m.technique or "", ()):
+                    if keys & ref_keys[aid]:
+                        found[(aid, m.technique or "")] = None
+        out.append(list(found))
+    return out
+
+
+def write_rules(
+    session: Session,
+    *,
+    catalog_id: int,
+    validation: Validation,
+    links: list[list[tuple[str, str]]],
+    analytics: list[list[tuple[str, str]]],
+) -> None:
+    """Bulk-insert rules, then their mappings and data-component links (executemany)."""
+    conn = session.connection()
+    dumps = orjson.dumps
+    bulk_insert(
+        conn,
+        "rule",
+        (
+            "catalog_id",
+            "rule_id",
+            "name",
+            "title",
+            "description",
+            "package",
+            "severity",
+            "status",
+            "enabled",
+            "path",
+            "platforms",
+            "references",
+            "log_sources",
+            "raw_tags",
+            "tactics",
+            "extra",
+        ),
+        [
+            (
+                catalog_id,
+                r.rule_id,
+                r.name,
+                r.title,
+                r.description,
+                r.package,
+                r.severity,
+                r.status,
+                r.enabled,
+                r.path,
+                dumps(r.platforms).decode(),
+                dumps(r.references).decode(),
+                dumps(r.log_sources).decode(),
+                dumps(r.raw_tags).decode(),
+                dumps(v.tactics).decode(),
+                dumps(r.extra, default=str).decode(),
+            )
+            for v in validation.rules
+            for r in (v.rule,)
+        ],
+    )
+    pk = dict(
+        session.exec(  # type: ignore[call-overload]
+            select(Rule.rule_id, Rule.id).where(Rule.catalog_id == catalog_id)
+        ).all()
+    )
+    bulk_insert(
+        conn,
+        "rule_technique",
+        ("catalog_id", "rule_pk", "written", "technique", "tactic", "outcome", "tactic_ok", "note"),
+        [
+            (
+                catalog_id,
+                pk[v.rule.rule_id],
+                m.written,
+                m.technique,
+                m.tactic,
+                m.outcome,
+                m.tactic_ok,
+                m.note,
+            )
+            for v in validation.rules
+            for m in v.mappings
+        ],
+    )
+    bulk_insert(
+        conn,
+        "rule_data_component",
+        ("catalog_id", "rule_pk", "data_component", "log_source"),
+        [
+            (catalog_id, pk[v.rule.rule_id], dc, key)
+            for v, found in zip(validation.rules, links, strict=True)
+            for dc, key in found
+        ],
+    )
+    bulk_insert(
+        conn,
+        "rule_analytic",
+        ("catalog_id", "rule_pk", "analytic", "technique"),
+        [
+            (catalog_id, pk[v.rule.rule_id], aid, tid)
+            for v, found in zip(validation.rules, analytics, strict=True)
+            for aid, tid in found
+        ],
+    )
+    bulk_insert(
+        conn,
+        "rule_analytic",
+        ("catalog_id", "rule_pk", "analytic", "technique"),
+        [
+            (catalog_id, pk[v.rule.rule_id], aid, tid)
+            for v, found in zip(validation.rules, analytics, strict=True)
+            for aid, tid in found
+        ],
+    )
+
+
+def catalog_read(c: Catalog) -> CatalogRead:
+    stated = f"{c.stated_domain or 'enterprise'} {c.stated_version}" if c.stated_version else None
+    return CatalogRead(
+        name=c.name,
+        format_id=c.format_id,
+        vendor=c.vendor,
+        product=c.product,
+        version=c.version,
+        stated_release=stated,
+        domain=c.domain,
+        attack_version=c.attack_version,
+        source=c.source,
+        imported_at=c.imported_at,
+        rule_count=c.rule_count,
+        report=c.report,
+    )
+
+
+def list_catalogs(session: Session) -> list[CatalogRead]:
+    return [catalog_read(c) for c in session.exec(select(Catalog).order_by(Catalog.name)).all()]
+
+
+def get_catalog_row(session: Session, *, name: str) -> Catalog:
+    c = session.exec(select(Catalog).where(Catalog.name == name)).first()
+    if c is None:
+        raise NotFound(f"no catalog named {name!r}")
+    return c
+
+
+def get_catalog(session: Session, *, name: str) -> CatalogRead:
+    return catalog_read(get_catalog_row(session, name=name))
+
+
+def delete_catalog(engine: Engine, *, name: str) -> None:
+    with transaction(engine) as session:
+        c = get_catalog_row(session, name=name)
+        session.execute(delete(Catalog).where(col(Catalog.id) == c.id))
+
+
+def catalog_ids(session: Session, names: Iterable[str] | None) -> dict[int, str]:
+    """Catalog id → name for the named catalogs (all when None); unknown names are NotFound."""
+    rows = session.exec(select(Catalog.id, Catalog.name)).all()  # type: ignore[call-overload]
+    table = {int(i): str(n) for i, n in rows}
+    wanted = list(names or [])
+    if not wanted:
+        return table
+    missing = [n for n in wanted if n not in table.values()]
+    if missing:
+        raise NotFound(f"no catalog named {', '.join(repr(m) for m in missing)}")
+    return {i: n for i, n in table.items() if n in wanted}
+
+
+# ---- rules -----------------------------------------------------------------------------------
+
+
+def _rule_reads(session: Session, rules: list[Rule], names: dict[int, str]) -> list[RuleRead]:
+    pks = [r.id for r in rules]
+    maps: dict[int, list[MappingRead]] = defaultdict(list)
+    dcs: dict[int, list[str]] = defaultdict(list)
+    ans: dict[int, list[str]] = defaultdict(list)
+    if pks:
+        for a in session.exec(select(RuleAnalytic).where(col(RuleAnalytic.rule_pk).in_(pks))).all():
+            if a.analytic not in ans[a.rule_pk]:
+                ans[a.rule_pk].append(a.analytic)
+        for m in session.exec(
+            select(RuleTechnique).where(col(RuleTechnique.rule_pk).in_(pks))
+        ).all():
+            maps[m.rule_pk].append(MappingRead.model_validate(m, from_attributes=True))
+        for d in session.exec(
+            select(RuleDataComponent).where(col(RuleDataComponent.rule_pk).in_(pks))
+        ).all():
+            if d.data_component not in dcs[d.rule_pk]:
+                dcs[d.rule_pk].append(d.data_component)
+    return [
+        RuleRead(
+            catalog=names[r.catalog_id],
+            rule_id=r.rule_id,
+            name=r.name,
+            title=r.title,
+            description=r.description,
+            package=r.package,
+            severity=r.severity,
+            status=r.status,
+            enabled=r.enabled,
+            platforms=r.platforms,
+            references=r.references,
+            log_sources=r.log_sources,
+            data_components=dcs[r.id or 0],
+            analytics=sorted(ans[r.id or 0]),
+            path=r.path,
+            raw_tags=r.raw_tags,
+            tactics=r.tactics,
+            mappings=maps[r.id or 0],
+        )
+        for r in rules
+    ]
+
+
+def list_rules(
+    session: Session,
+    *,
+    catalogs: list[str] | None = None,
+    technique: str | None = None,
+    include_subtechniques: bool = False,
+    tactic: str | None = None,
+    data_component: str | None = None,
+    status: str | None = None,
+    outcome: str | None = None,
+    q: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page[RuleRead]:
+    names = catalog_ids(session, catalogs)
+    stmt = select(Rule).where(col(Rule.catalog_id).in_(list(names)))
+    if technique or outcome:
+        sub = select(RuleTechnique.rule_pk)
+        if technique:
+            t = technique.strip().upper()
+            cond = RuleTechnique.technique == t
+            if include_subtechniques:
+                cond = or_(cond, col(RuleTechnique.technique).like(f"{t}.%"))
+            sub = sub.where(cond)
+        if outcome:
+            sub = sub.where(RuleTechnique.outcome == outcome)
+        stmt = stmt.where(col(Rule.id).in_(sub))
+    if data_component:
+        sub2 = select(RuleDataComponent.rule_pk).where(
+            func.lower(RuleDataComponent.data_component) == data_component.lower()
+        )
+        stmt = stmt.where(col(Rule.id).in_(sub2))
+    if status:
+        stmt = stmt.where(Rule.status == status)
+    if q:
+        p = f"%{q.lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(Rule.rule_id).like(p),
+                func.lower(Rule.title).like(p),
+                func.lower(Rule.name).like(p),
+                func.lower(Rule.description).like(p),
+            )
+        )
+    rules = list(session.exec(stmt.order_by(Rule.catalog_id, Rule.rule_id)).all())
+    if tactic:
+        t = tactic.lower().replace("_", "-")
+        rules = [r for r in rules if t in r.tactics]
+    page = rules[offset : offset + limit]
+    return Page(
+        items=_rule_reads(session, page, names), total=len(rules), limit=limit, offset=offset
+    )
+
+
+def get_rule(session: Session, *, catalog: str, rule_id: str) -> RuleRead:
+    names = catalog_ids(session, [catalog])
+    rule = session.exec(
+        select(Rule).where(col(Rule.catalog_id).in_(list(names)), Rule.rule_id == rule_id)
+    ).first()
+    if rule is None:
+        raise NotFound(f"no rule {rule_id!r} in catalog {catalog!r}")
+    return _rule_reads(session, [rule], names)[0]
+
+
+def rules_for_techniques(
+    session: Session, *, techniques: Iterable[str], catalogs: list[str] | None = None
+) -> dict[str, list[RuleRef]]:
+    """Rules mapped (after remapping) to each technique id; deprecated/unknown excluded."""
+    ids = list(set(techniques))
+    names = catalog_ids(session, catalogs)
+    if not ids or not names:
+        return {}
+    rows = session.exec(
+        select(RuleTechnique, Rule)
+        .join(Rule, col(Rule.id) == RuleTechnique.rule_pk)
+        .where(
+            col(RuleTechnique.catalog_id).in_(list(names)),
+            col(RuleTechnique.technique).in_(ids),
+            col(RuleTechnique.outcome).in_(("ok", "remapped")),
+        )
+    ).all()
+    out: dict[str, list[RuleRef]] = defaultdict(list)
+    seen: set[tuple[str, int]] = set()
+    for m, r in sorted(rows, key=lambda x: (names[x[1].catalog_id], x[1].rule_id)):
+        key = (m.technique or "", r.id or 0)
+        if key in seen:
+            continue
+        seen.add(key)
+        out[m.technique or ""].append(
+            RuleRef(
+                catalog=names[r.catalog_id],
+                rule_id=r.rule_id,
+                name=r.name,
+                title=r.title,
+                package=r.package,
+                enabled=r.enabled,
+                mapped_as=m.written,
+                how="remapped" if m.outcome == "remapped" else "direct",
+                technique=m.technique or "",
+            )
+        )
+    return out
+
+
+def export_rows(session: Session, *, name: str) -> dict[str, Any]:
+    """The catalog as a canonical-format document (mappings as resolved, originals in notes)."""
+    c = get_catalog_row(session, name=name)
+    rules = _rule_reads(
+        session,
+        list(
+            session.exec(select(Rule).where(Rule.catalog_id == c.id).order_by(Rule.rule_id)).all()
+        ),
+        {c.id or 0: c.name},
+    )
+    doc_rules = []
+    for r in rules:
+        techniques = []
+        for m in r.mappings:
+            tid = (
+                m.technique
+                if m.outcome in ("ok", "remapped", "deprecated") and m.technique
+                else m.written
+            )
+            techniques.append(f"{tid}@{m.tactic}" if m.tactic else tid)
+        item: dict[str, Any] = {
+            "id": r.rule_id,
+            "name": r.name,
+            "title": r.title,
+            "description": r.description,
+            "package": r.package,
+            "techniques": list(dict.fromkeys(techniques)),
+            "tactics": r.tactics,
+            "data_sources": [_log_source_text(ls) for ls in r.log_sources],
+            "platforms": r.platforms,
+            "severity": r.severity,
+            "status": r.status,
+            "enabled": r.enabled,
+            "references": r.references,
+        }
+        doc_rules.append({k: v for k, v in item.items() if v not in (None, "", [])})
+    doc: dict[str, Any] = {
+        "name": c.name,
+        "vendor": c.vendor,
+        "product": c.product,
+        "version": c.version,
+        "attack": {"domain": c.domain, "version": c.attack_version},
+        "rules": doc_rules,
+    }
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def _log_source_text(ls: dict[str, str]) -> str:
+    if "text" in ls:
+        return ls["text"]
+    return ", ".join(f"{k}={v}" for k, v in ls.items())
+
+
+def get_technique_page(
+    session: Session,
+    *,
+    releases: list[Release],
+    attack_id: str,
+    catalogs: list[str] | None = None,
+) -> TechniquePage:
+    """The ATT&CK page with its rules: exact mappings, and its sub-techniques' rules apart."""
+    page = attack_service.get_technique_page(session, releases=releases, attack_id=attack_id)
+    subs = [s.id for s in page.subtechniques if s.id]
+    found = rules_for_techniques(session, techniques=[page.id, *subs], catalogs=catalogs)
+    page.rules = found.get(page.id, [])
+    page.subtechnique_rules = [r for s in subs for r in found.get(s, [])]
+    return page
+
+
+def export_catalog(session: Session, *, name: str, fmt: str) -> tuple[bytes, str, str]:
+    """(content, media type, download file name) of a catalog in the canonical format."""
+    if fmt not in MEDIA:
+        raise InvalidInput(f"export format must be one of {', '.join(MEDIA)}")
+    doc = export_rows(session, name=name)
+    return render(doc, fmt), MEDIA[fmt], f"{name}.{fmt}"

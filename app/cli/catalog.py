@@ -1,0 +1,128 @@
+"""Catalog commands: import, list, show, export, delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.cli.common import echo_json, engine, progress, settings
+
+app = typer.Typer(
+    help="Vendor rule catalogs: import, list, show, export, delete.", no_args_is_help=True
+)
+
+
+@app.command("import")
+def import_(
+    path: Annotated[str, typer.Argument(help="catalog file, folder of rules, or .tar.gz")],
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="auto, canonical, sigma, maxpatrol-xp, elastic, splunk"
+        ),
+    ] = "auto",
+    name: Annotated[
+        str | None, typer.Option(help="catalog name (default: from the catalog or file name)")
+    ] = None,
+    domain: Annotated[str | None, typer.Option(help="validate against this ATT&CK domain")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="validate against this ATT&CK release")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Import a catalog (all or nothing); a catalog of the same name is replaced atomically."""
+    from app.catalog import service as catalog_service
+    from app.catalog.source import open_source
+
+    s = settings()
+    with progress() as step:
+        if step:
+            step(f"reading {path}")
+        source = open_source(path, s.limits)
+        if step:
+            step("parsing and validating")
+        result = catalog_service.import_catalog(
+            engine(s), s, source=source, format_id=format, name=name, domain=domain, version=version
+        )
+    if json_out:
+        echo_json(result.catalog)
+        return
+    from app.cli.render import print_import_report
+
+    print_import_report(result.catalog, replaced=result.replaced)
+
+
+@app.command("list")
+def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Loaded catalogs with their rule counts and the release they were validated against."""
+    from sqlmodel import Session
+
+    from app.catalog import service as catalog_service
+
+    with Session(engine()) as session:
+        rows = catalog_service.list_catalogs(session)
+    if json_out:
+        echo_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "format", "rules", "with technique", "validated against", "imported")
+    for c in rows:
+        table.add_row(
+            c.name,
+            c.format_id,
+            str(c.rule_count),
+            str(c.report.get("rules_with_technique", "")),
+            f"{c.domain} {c.attack_version}",
+            c.imported_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    Console().print(table)
+
+
+@app.command("show")
+def show(name: str, json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One catalog's import report: outcomes per mapping with examples."""
+    from sqlmodel import Session
+
+    from app.catalog import service as catalog_service
+    from app.cli.render import print_import_report
+
+    with Session(engine()) as session:
+        c = catalog_service.get_catalog(session, name=name)
+    if json_out:
+        echo_json(c)
+    else:
+        print_import_report(c, replaced=False)
+
+
+@app.command("export")
+def export(
+    name: str,
+    format: Annotated[str, typer.Option("--format", "-f", help="yaml, csv or json")] = "yaml",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="file (default: stdout)")
+    ] = None,
+) -> None:
+    """Write a catalog in kbmap's canonical format."""
+    from sqlmodel import Session
+
+    from app.catalog import service as catalog_service
+
+    with Session(engine()) as session:
+        content, _media, _filename = catalog_service.export_catalog(session, name=name, fmt=format)
+    if output:
+        output.write_bytes(content)
+    else:
+        typer.echo(content.decode(), nl=False)
+
+
+@app.command("delete")
+def delete(name: str) -> None:
+    """Remove a catalog and its rules."""
+    from app.catalog import service as catalog_service
+
+    catalog_service.delete_catalog(engine(), name=name)
+    typer.echo(f"deleted catalog {name}")

@@ -1,0 +1,121 @@
+"""Coverage response shapes (this domain owns no tables)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class TechniqueCoverage(BaseModel):
+    id: str
+    name: str
+    tactics: list[str]
+    platforms: list[str]
+    is_subtechnique: bool
+    parent: str | None
+    rules: int  # distinct rules mapped to exactly this technique
+    remapped_rules: int  # of which reached it through a revoked id
+    score: float  # from its own rules only (0-100)
+    covered: bool
+    catalogs: list[str]
+    subtechniques_total: int
+    subtechniques_covered: int
+    rolled_up_rules: int  # its own rules plus its sub-techniques' rules
+    rolled_up_score: float
+    rolled_up_covered: bool
+    tactic_scores: dict[str, float]  # per tactic when pinned mappings make them differ
+
+
+class Count(BaseModel):
+    total: int
+    covered: int
+    percent: float
+
+
+class GroupCount(Count):
+    key: str
+    name: str
+
+
+class CatalogCount(BaseModel):
+    catalog: str
+    rules: int
+    rules_mapped: int
+    techniques_covered: int
+    percent: float
+
+
+class DataComponentCount(BaseModel):
+    id: str | None
+    name: str
+    techniques: int  # techniques in scope this component can detect
+    covered: int
+    uncovered: int
+    uncovered_techniques: list[str]
+
+
+class DetectionStrategyCount(BaseModel):
+    id: str | None
+    name: str
+    techniques: list[str]
+    covered: bool
+
+
+class CoverageSummary(BaseModel):
+    domain: str
+    version: str
+    catalogs: list[str]
+    filters: dict[str, list[str]]
+    techniques: Count  # techniques that are not sub-techniques
+    subtechniques: Count
+    all: Count
+    by_tactic: list[GroupCount]
+    by_platform: list[GroupCount]
+    by_catalog: list[CatalogCount]
+
+
+class CompareRow(BaseModel):
+    tactic: str
+    both: int
+    only_a: int
+    only_b: int
+    neither: int
+
+
+class CatalogComparison(BaseModel):
+    domain: str
+    version: str
+    a: list[str]
+    b: list[str]
+    both: list[str]
+    only_a: list[str]
+    only_b: list[str]
+    neither: list[str]
+    by_tactic: list[CompareRow]
+
+
+class PriorityParts(BaseModel):
+    threat_uses: int
+    threat: float
+    platform_span: int
+    platforms: float
+    telemetry: str  # cheap | blind | unknown
+    telemetry_bonus: float
+    weakness: float  # 1 for uncovered, lower for weakly covered
+
+
+class Gap(BaseModel):
+    id: str
+    name: str
+    tactics: list[str]
+    platforms: list[str]
+    score: float
+    priority: float
+    parts: PriorityParts
+    groups: list[str]
+    software: list[str]
+    campaigns: list[str]
+    data_components: list[str]
+    collected_data_components: list[str]
+    detection_strategies: list[str]
+    analytics: list[str]
+    mitigations: list[dict[str, str]]

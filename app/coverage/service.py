@@ -1,0 +1,556 @@
+"""Coverage and gaps: per-technique scores, summaries, catalog comparison, gap ranking.
+
+Release facts (techniques, threat users, data components, detection strategies) and each
+catalog's mapping rows are read once and cached in the process, keyed by release id + load time
+and catalog id + import time, so a summary over 700 techniques and 100k rules is in-memory work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from app.attack import service as attack_service
+from app.attack.models import AttackObject, Relationship, Release, TechniqueDataComponent
+from app.attack.service import TechniqueIndex
+from app.catalog import service as catalog_service
+from app.catalog.models import Catalog, Rule, RuleTechnique
+from app.core.errors import InvalidInput
+from app.coverage.models import (
+    CatalogComparison,
+    CatalogCount,
+    CompareRow,
+    Count,
+    CoverageSummary,
+    DataComponentCount,
+    DetectionStrategyCount,
+    Gap,
+    GroupCount,
+    PriorityParts,
+    TechniqueCoverage,
+)
+from app.coverage.scoring import CoverageWeights, rule_weight, score
+
+_CACHE_SIZE = 16
+
+
+@dataclass
+class ReleaseFacts:
+    """What coverage needs of one release, computed once per loaded release."""
+
+    index: TechniqueIndex
+    users: dict[str, dict[str, set[str]]]  # technique → kind (group/software/campaign) → ids
+    user_names: dict[str, str]  # group/software/campaign id → name
+    data_components: dict[str, set[str]]  # technique → data component names
+    component_ids: dict[str, str | None]  # data component name → id
+    strategies: dict[str, list[tuple[str | None, str]]]  # technique → (id, name)
+    analytics: dict[str, set[str]]  # technique → analytic ids
+    technique_users: dict[str, set[str]] = field(default_factory=dict)  # user id → techniques
+
+
+@dataclass(frozen=True)
+class MappingRow:
+    technique: str
+    tactic: str | None
+    remapped: bool
+    weight: float
+    rule_pk: int
+
+
+_release_cache: dict[tuple[int, str], ReleaseFacts] = {}
+_catalog_cache: dict[tuple[int, str], list[MappingRow]] = {}
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+def release_facts(session: Session, *, release: Release) -> ReleaseFacts:
+    key = (release.id or 0, str(release.loaded_at))
+    if key in _release_cache:
+        return _release_cache[key]
+    rid = release.id or 0
+    index = attack_service.technique_index(session, release=release)
+    objs = session.exec(
+        select(
+            AttackObject.stix_id,
+            AttackObject.kind,
+            AttackObject.attack_id,
+            AttackObject.name,
+            AttackObject.revoked,
+            AttackObject.deprecated,
+        ).where(
+            AttackObject.release_id == rid,
+            col(AttackObject.kind).in_(
+                (
+                    "technique",
+                    "group",
+                    "software",
+                    "campaign",
+                    "data_component",
+                    "detection_strategy",
+                )
+            ),
+        )
+    ).all()
+    live = {s: (k, a, n) for s, k, a, n, rev, dep in objs if not rev and not dep}
+    rels = session.exec(
+        select(
+            Relationship.relationship_type, Relationship.source_ref, Relationship.target_ref
+        ).where(
+            Relationship.release_id == rid,
+            col(Relationship.revoked).is_(False),
+            col(Relationship.relationship_type).in_(("uses", "attributed-to", "detects")),
+        )
+    ).all()
+    attributed: dict[str, set[str]] = defaultdict(set)
+    for rtype, src, dst in rels:
+        if rtype == "attributed-to" and src in live and dst in live:
+            attributed[src].add(dst)
+    users: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    names: dict[str, str] = {}
+    strategies: dict[str, list[tuple[str | None, str]]] = defaultdict(list)
+    for rtype, src, dst in rels:
+        if src not in live or dst not in live or live[dst][0] != "technique":
+            continue
+        tid = live[dst][1] or ""
+        kind, aid, name = live[src]
+        if rtype == "uses" and kind in ("group", "software", "campaign") and aid:
+            users[tid][kind].add(aid)
+            names[aid] = name
+            if kind == "campaign":
+                for g in attributed.get(src, ()):
+                    _k, gid, gname = live[g]
+                    if gid:
+                        users[tid]["group"].add(gid)
+                        names[gid] = gname
+        elif rtype == "detects" and kind == "detection_strategy":
+            strategies[tid].append((aid, name))
+    dcs: dict[str, set[str]] = defaultdict(set)
+    analytics: dict[str, set[str]] = defaultdict(set)
+    component_ids: dict[str, str | None] = {}
+    analytic_ids = dict(
+        session.exec(  # type: ignore[call-overload]
+            select(AttackObject.stix_id, AttackObject.attack_id).where(
+                AttackObject.release_id == rid, AttackObject.kind == "analytic"
+            )
+        ).all()
+    )
+    for t_ref, dc_ref, an_ref in session.exec(
+        select(
+            TechniqueDataComponent.technique_ref,
+            TechniqueDataComponent.data_component_ref,
+            TechniqueDataComponent.analytic_ref,
+        ).where(TechniqueDataComponent.release_id == rid)
+    ).all():
+        if t_ref in live and dc_ref in live:
+            tid = live[t_ref][1] or ""
+            _k, dc_id, dc_name = live[dc_ref]
+            dcs[tid].add(dc_name)
+            component_ids[dc_name] = dc_id
+            if an_ref and analytic_ids.get(an_ref):
+                analytics[tid].add(analytic_ids[an_ref])
+    facts = ReleaseFacts(
+        index=index,
+        users=users,
+        user_names=names,
+        data_components=dcs,
+        component_ids=component_ids,
+        strategies=strategies,
+        analytics=analytics,
+    )
+    for tid, kinds in users.items():
+        for ids in kinds.values():
+            for uid in ids:
+                facts.technique_users.setdefault(uid, set()).add(tid)
+    _remember(_release_cache, key, facts)
+    return facts
+
+
+def catalog_mappings(
+    session: Session, *, catalog: Catalog, weights: CoverageWeights
+) -> list[MappingRow]:
+    key = (catalog.id or 0, f"{catalog.imported_at}|{weights.model_dump_json()}")
+    if key in _catalog_cache:
+        return _catalog_cache[key]
+    rows = session.exec(
+        select(
+            RuleTechnique.technique,
+            RuleTechnique.tactic,
+            RuleTechnique.outcome,
+            Rule.enabled,
+            Rule.status,
+            Rule.severity,
+            Rule.id,
+        )
+        .join(Rule, col(Rule.id) == RuleTechnique.rule_pk)
+        .where(
+            RuleTechnique.catalog_id == catalog.id,
+            col(RuleTechnique.outcome).in_(("ok", "remapped")),
+        )
+    ).all()
+    out = [
+        MappingRow(
+            technique=t or "",
+            tactic=tac,
+            remapped=o == "remapped",
+            weight=rule_weight(enabled=en, status=st, level=sev, w=weights),
+            rule_pk=pk or 0,
+        )
+        for t, tac, o, en, st, sev, pk in rows
+    ]
+    _remember(_catalog_cache, key, out)
+    return out
+
+
+@dataclass
+class Scope:
+    """A release, catalogs and filters: the question a coverage call answers."""
+
+    release: Release
+    catalogs: list[Catalog]
+    platforms: list[str] = field(default_factory=list)
+    tactics: list[str] = field(default_factory=list)
+    threat: list[str] = field(default_factory=list)  # group / software / campaign ids
+
+
+def make_scope(
+    session: Session,
+    *,
+    release: Release,
+    catalogs: Sequence[str] | None = None,
+    platforms: Sequence[str] | None = None,
+    tactics: Sequence[str] | None = None,
+    threat: Sequence[str] | None = None,
+) -> Scope:
+    ids = catalog_service.catalog_ids(session, catalogs)
+    rows = session.exec(select(Catalog).where(col(Catalog.id).in_(list(ids)))).all() if ids else []
+    return Scope(
+        release=release,
+        catalogs=sorted(rows, key=lambda c: c.name),
+        platforms=_split(platforms),
+        tactics=[t.lower().replace("_", "-") for t in _split(tactics)],
+        threat=[t.upper() for t in _split(threat)],
+    )
+
+
+def _split(values: Sequence[str] | None) -> list[str]:
+    return [v.strip() for item in values or () for v in item.split(",") if v.strip()]
+
+
+def technique_rows(
+    session: Session, *, scope: Scope, weights: CoverageWeights
+) -> list[TechniqueCoverage]:
+    """One row per active technique in scope (platform, tactic and threat filters applied)."""
+    facts = release_facts(session, release=scope.release)
+    by_tech: dict[str, list[tuple[MappingRow, str]]] = defaultdict(list)
+    for c in scope.catalogs:
+        for m in catalog_mappings(session, catalog=c, weights=weights):
+            by_tech[m.technique].append((m, c.name))
+    infos = facts.index.techniques
+    children: dict[str, list[str]] = defaultdict(list)
+    for tid, info in infos.items():
+        if info.status == "active" and info.is_subtechnique:
+            children[tid.split(".")[0]].append(tid)
+
+    def own(tid: str) -> tuple[float, dict[int, float], dict[str, float], set[str], int]:
+        per_rule: dict[int, float] = {}
+        tactic_w: dict[str, dict[int, float]] = defaultdict(dict)
+        cats: set[str] = set()
+        remapped: set[int] = set()
+        for m, cname in by_tech.get(tid, ()):
+            per_rule[m.rule_pk] = max(per_rule.get(m.rule_pk, 0.0), m.weight)
+            if m.weight > 0:
+                cats.add(cname)
+            if m.remapped:
+                remapped.add(m.rule_pk)
+            for tac in [m.tactic] if m.tactic else infos[tid].tactics:
+                tactic_w[tac][m.rule_pk] = max(tactic_w[tac].get(m.rule_pk, 0.0), m.weight)
+        tscores = {t: score(w.values(), weights) for t, w in tactic_w.items()}
+        return score(per_rule.values(), weights), per_rule, tscores, cats, len(remapped)
+
+    wanted = _in_scope(facts, scope)
+    computed = {
+        tid: own(tid) for tid in set(wanted) | {c for t in wanted for c in children.get(t, ())}
+    }
+    rows: list[TechniqueCoverage] = []
+    for tid in wanted:
+        info = infos[tid]
+        s, per_rule, tscores, cats, remapped = computed[tid]
+        subs = children.get(tid, [])
+        sub_cov = sum(1 for c in subs if computed[c][0] > 0)
+        rolled: dict[int, float] = dict(per_rule)
+        for c in subs:
+            for pk, w in computed[c][1].items():
+                rolled[pk] = max(rolled.get(pk, 0.0), w)
+        rscore = score(rolled.values(), weights)
+        differing = len(set(tscores.values())) > 1 or (0 < len(tscores) < len(info.tactics))
+        rows.append(
+            TechniqueCoverage(
+                id=tid,
+                name=info.name,
+                tactics=list(info.tactics),
+                platforms=list(info.platforms),
+                is_subtechnique=info.is_subtechnique,
+                parent=tid.split(".")[0] if info.is_subtechnique else None,
+                rules=len(per_rule),
+                remapped_rules=remapped,
+                score=s,
+                covered=s > 0,
+                catalogs=sorted(cats),
+                subtechniques_total=len(subs),
+                subtechniques_covered=sub_cov,
+                rolled_up_rules=len(rolled),
+                rolled_up_score=rscore,
+                rolled_up_covered=rscore > 0,
+                tactic_scores={t: tscores.get(t, 0.0) for t in info.tactics} if differing else {},
+            )
+        )
+    return rows
+
+
+def _in_scope(facts: ReleaseFacts, scope: Scope) -> list[str]:
+    plats = {p.lower() for p in scope.platforms}
+    tacs = set(scope.tactics)
+    threat_techs: set[str] | None = None
+    if scope.threat:
+        unknown = [t for t in scope.threat if t not in facts.technique_users]
+        if unknown:
+            raise InvalidInput(
+                f"no group, software or campaign {', '.join(unknown)} uses any technique "
+                f"in ATT&CK {facts.index.domain} {facts.index.version}"
+            )
+        threat_techs = set().union(*(facts.technique_users[t] for t in scope.threat))
+    out = []
+    for tid, info in sorted(facts.index.techniques.items()):
+        if info.status != "active":
+            continue
+        if plats and not plats & {p.lower() for p in info.platforms}:
+            continue
+        if tacs and not tacs & set(info.tactics):
+            continue
+        if threat_techs is not None and tid not in threat_techs:
+            continue
+        out.append(tid)
+    return out
+
+
+def _count(rows: Iterable[TechniqueCoverage]) -> Count:
+    rows = list(rows)
+    covered = sum(1 for r in rows if r.covered)
+    return Count(
+        total=len(rows),
+        covered=covered,
+        percent=round(100 * covered / len(rows), 1) if rows else 0.0,
+    )
+
+
+def summary(session: Session, *, scope: Scope, weights: CoverageWeights) -> CoverageSummary:
+    rows = technique_rows(session, scope=scope, weights=weights)
+    facts = release_facts(session, release=scope.release)
+    by_tactic = []
+    for t in facts.index.tactics:
+        in_t = [r for r in rows if t.shortname in r.tactics]
+        if not in_t and scope.tactics:
+            continue
+        covered = sum(
+            1
+            for r in in_t
+            if (r.tactic_scores.get(t.shortname, r.score) if r.tactic_scores else r.score) > 0
+        )
+        by_tactic.append(
+            GroupCount(
+                key=t.shortname,
+                name=t.name,
+                total=len(in_t),
+                covered=covered,
+                percent=round(100 * covered / len(in_t), 1) if in_t else 0.0,
+            )
+        )
+    platforms = sorted({p for r in rows for p in r.platforms})
+    by_platform = []
+    for p in platforms:
+        c = _count(r for r in rows if p in r.platforms)
+        by_platform.append(GroupCount(key=p, name=p, **c.model_dump()))
+    in_scope = {r.id for r in rows}
+    by_catalog = []
+    for c in scope.catalogs:
+        maps = catalog_mappings(session, catalog=c, weights=weights)
+        techs = {m.technique for m in maps if m.weight > 0 and m.technique in in_scope}
+        by_catalog.append(
+            CatalogCount(
+                catalog=c.name,
+                rules=c.rule_count,
+                rules_mapped=len({m.rule_pk for m in maps}),
+                techniques_covered=len(techs),
+                percent=round(100 * len(techs) / len(in_scope), 1) if in_scope else 0.0,
+            )
+        )
+    return CoverageSummary(
+        domain=scope.release.domain,
+        version=scope.release.version,
+        catalogs=[c.name for c in scope.catalogs],
+        filters={"platform": scope.platforms, "tactic": scope.tactics, "threat": scope.threat},
+        techniques=_count(r for r in rows if not r.is_subtechnique),
+        subtechniques=_count(r for r in rows if r.is_subtechnique),
+        all=_count(rows),
+        by_tactic=by_tactic,
+        by_platform=by_platform,
+        by_catalog=by_catalog,
+    )
+
+
+def by_data_component(
+    session: Session, *, scope: Scope, weights: CoverageWeights
+) -> list[DataComponentCount]:
+    """For each data component: techniques it can detect in scope, and how many rules cover."""
+    rows = {r.id: r for r in technique_rows(session, scope=scope, weights=weights)}
+    facts = release_facts(session, release=scope.release)
+    per: dict[str, list[str]] = defaultdict(list)
+    for tid in rows:
+        for dc in facts.data_components.get(tid, ()):
+            per[dc].append(tid)
+    out = []
+    for dc, techs in sorted(per.items()):
+        unc = sorted(t for t in techs if not rows[t].covered)
+        out.append(
+            DataComponentCount(
+                id=facts.component_ids.get(dc),
+                name=dc,
+                techniques=len(techs),
+                covered=len(techs) - len(unc),
+                uncovered=len(unc),
+                uncovered_techniques=unc,
+            )
+        )
+    return sorted(out, key=lambda d: (-d.uncovered, d.name))
+
+
+def by_detection_strategy(
+    session: Session, *, scope: Scope, weights: CoverageWeights
+) -> list[DetectionStrategyCount]:
+    rows = {r.id: r for r in technique_rows(session, scope=scope, weights=weights)}
+    facts = release_facts(session, release=scope.release)
+    per: dict[tuple[str | None, str], list[str]] = defaultdict(list)
+    for tid in rows:
+        for s in facts.strategies.get(tid, ()):
+            per[s].append(tid)
+    return [
+        DetectionStrategyCount(
+            id=k[0], name=k[1], techniques=sorted(v), covered=any(rows[t].covered for t in v)
+        )
+        for k, v in sorted(per.items(), key=lambda kv: kv[0][0] or "")
+    ]
+
+
+def compare(session: Session, *, a: Scope, b: Scope, weights: CoverageWeights) -> CatalogComparison:
+    """Techniques covered by both catalog sets, only one, or neither; with counts per tactic."""
+    ra = {r.id: r for r in technique_rows(session, scope=a, weights=weights)}
+    rb = {r.id: r for r in technique_rows(session, scope=b, weights=weights)}
+    facts = release_facts(session, release=a.release)
+    sets: dict[str, list[str]] = {"both": [], "only_a": [], "only_b": [], "neither": []}
+    where: dict[str, str] = {}
+    for tid in sorted(ra):
+        ca, cb = ra[tid].covered, rb[tid].covered
+        key = "both" if ca and cb else "only_a" if ca else "only_b" if cb else "neither"
+        sets[key].append(tid)
+        where[tid] = key
+    by_tactic = []
+    for t in facts.index.tactics:
+        counts = dict.fromkeys(sets, 0)
+        for tid, r in ra.items():
+            if t.shortname in r.tactics:
+                counts[where[tid]] += 1
+        by_tactic.append(CompareRow(tactic=t.shortname, **counts))
+    return CatalogComparison(
+        domain=a.release.domain,
+        version=a.release.version,
+        a=[c.name for c in a.catalogs],
+        b=[c.name for c in b.catalogs],
+        by_tactic=by_tactic,
+        **sets,
+    )
+
+
+# ---- gaps --------------------------------------------------------------------------------------
+
+THREAT_WEIGHT = 10.0  # × ln(1 + groups + software + campaigns using the technique)
+PLATFORM_WEIGHT = 2.0  # × platforms of interest the technique spans
+CHEAP_BONUS = 15.0  # telemetry already collected: a rule is all that is missing
+
+
+def gaps(
+    session: Session,
+    *,
+    scope: Scope,
+    weights: CoverageWeights,
+    collected: Sequence[str] | None = None,
+    min_score: float = 0.0,
+) -> list[Gap]:
+    """Uncovered (score 0) and weak (score < min_score) techniques, highest priority first."""
+    facts = release_facts(session, release=scope.release)
+    have = {c.lower() for c in _split(collected)}
+    known = {dc.lower() for dcs in facts.data_components.values() for dc in dcs}
+    unknown = sorted(c for c in have if c not in known)
+    if unknown:
+        raise InvalidInput(f"unknown data component(s) in collected: {', '.join(unknown)}")
+    plats = {p.lower() for p in scope.platforms}
+    threat = set(scope.threat)
+    out = []
+    for r in technique_rows(session, scope=scope, weights=weights):
+        if r.covered and r.score >= min_score:
+            continue
+        users = facts.users.get(r.id, {})
+        ids = {k: sorted(v & threat) if threat else sorted(v) for k, v in users.items()}
+        uses = sum(len(v) for v in ids.values())
+        span = len([p for p in r.platforms if not plats or p.lower() in plats])
+        dcs = sorted(facts.data_components.get(r.id, ()))
+        got = [d for d in dcs if d.lower() in have]
+        telemetry = "unknown" if not have else ("cheap" if got else "blind")
+        weakness = round(1.0 - r.score / 100, 3)
+        parts = PriorityParts(
+            threat_uses=uses,
+            threat=round(THREAT_WEIGHT * math.log1p(uses), 2),
+            platform_span=span,
+            platforms=PLATFORM_WEIGHT * span,
+            telemetry=telemetry,
+            telemetry_bonus=CHEAP_BONUS if telemetry == "cheap" else 0.0,
+            weakness=weakness,
+        )
+        priority = round((parts.threat + parts.platforms + parts.telemetry_bonus) * weakness, 2)
+        out.append(
+            Gap(
+                id=r.id,
+                name=r.name,
+                tactics=r.tactics,
+                platforms=r.platforms,
+                score=r.score,
+                priority=priority,
+                parts=parts,
+                groups=ids.get("group", []),
+                software=ids.get("software", []),
+                campaigns=ids.get("campaign", []),
+                data_components=dcs,
+                collected_data_components=got,
+                detection_strategies=sorted(s[0] or "" for s in facts.strategies.get(r.id, ())),
+                analytics=sorted(facts.analytics.get(r.id, ())),
+                mitigations=[],
+            )
+        )
+    out.sort(key=lambda g: (-g.priority, g.id))
+    return out
+
+
+def with_mitigations(session: Session, *, release: Release, items: list[Gap]) -> list[Gap]:
+    """Fill mitigations (compensating controls) for the gaps of one page only."""
+    for g in items:
+        page = attack_service.get_technique_page(session, releases=[release], attack_id=g.id)
+        g.mitigations = [{"id": m.id or "", "name": m.name} for m in page.mitigations]
+    return items

@@ -1,0 +1,255 @@
+"""Catalog import on the real shared catalogs, checked against the raw files and bundle."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from app.attack import service as attack_service
+from app.catalog import service as catalog_service
+from app.catalog.models import Catalog, Rule
+from app.catalog.source import open_source
+from app.core.config import Settings
+from app.core.db import make_engine
+from app.core.errors import InvalidInput, NotFound
+from tests import rawdata
+from tests.catalog import rawcatalogs
+
+E18 = "enterprise-attack-18.1.json.gz"
+
+
+def _expected_outcomes(rules: dict[str, list[str]]) -> Counter[str]:
+    """Outcome per mapping from the raw 18.1 bundle: active, revoked→active, deprecated, unknown."""
+    objs = rawdata.objects(E18)
+    status = {}
+    for o in objs:
+        if o["type"] == "attack-pattern":
+            status[rawdata.ext_id(o)] = (
+                "revoked"
+                if o.get("revoked")
+                else ("deprecated" if o.get("x_mitre_deprecated") else "ok")
+            )
+    by_id = rawdata.by_stix_id(E18)
+    nxt = {
+        rawdata.ext_id(by_id[r["source_ref"]]): rawdata.ext_id(by_id[r["target_ref"]])
+        for r in rawdata.relationships(E18, "revoked-by")
+        if r["source_ref"].startswith("attack-pattern")
+    }
+    other = {
+        rawdata.ext_id(o)
+        for name in ("ics-attack-18.1.json.gz", "mobile-attack-18.1.json.gz")
+        for o in rawdata.objects(name)
+        if o["type"] == "attack-pattern"
+    }
+    out: Counter[str] = Counter()
+    for techs in rules.values():
+        for t in techs:
+            s = status.get(t)
+            if s is None:
+                out["wrong_domain" if t in other else "unknown"] += 1
+            elif s == "revoked":
+                end = t
+                while status.get(end) == "revoked" and end in nxt:
+                    end = nxt[end]
+                out["remapped" if status.get(end) == "ok" else "deprecated"] += 1
+            else:
+                out[s] += 1
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("sigma-attack18", lambda: rawcatalogs.sigma_rules("sigma-attack18-rules.tar.gz")),
+        ("sigma", lambda: rawcatalogs.sigma_rules("sigma-rules.tar.gz")),
+        ("open-xp-rules", rawcatalogs.xp_rules),
+    ],
+)
+def test_import_counts_match_the_raw_files(catalog_engine: Engine, name: str, raw: object) -> None:
+    rules = raw()  # type: ignore[operator]
+    with Session(catalog_engine) as s:
+        report = catalog_service.get_catalog(s, name=name).report
+    assert report["rules"] == len(rules)
+    assert report["rules_with_technique"] == sum(1 for t in rules.values() if t)
+    assert report["rules_without_technique"] == sum(1 for t in rules.values() if not t)
+    assert report["distinct_techniques_written"] == len({t for ts in rules.values() for t in ts})
+    expected = _expected_outcomes(rules)
+    assert report["outcomes"] == {k: expected.get(k, 0) for k in report["outcomes"]}
+
+
+def test_sigma_attack19_rules_are_unknown_not_dropped(catalog_engine: Engine) -> None:
+    rules = rawcatalogs.sigma_rules("sigma-rules.tar.gz")
+    known = rawdata.active_techniques(E18) | {
+        rawdata.ext_id(o) for o in rawdata.objects(E18) if o["type"] == "attack-pattern"
+    }
+    with_unknown = sum(1 for ts in rules.values() if any(t not in known for t in ts))
+    with Session(catalog_engine) as s:
+        report = catalog_service.get_catalog(s, name="sigma").report
+        total = s.execute(
+            select(func.count()).select_from(Rule).join(Catalog).where(Catalog.name == "sigma")
+        ).scalar_one()
+        unknown = catalog_service.list_rules(s, catalogs=["sigma"], outcome="unknown", limit=1)
+    assert report["rules_with_unknown"] == with_unknown == 237
+    assert unknown.total == 237
+    assert total == len(rules)
+
+
+def test_dll_side_loading_is_remapped_in_a_users_catalog(
+    catalog_settings: Settings, tmp_path: Path
+) -> None:
+    """No shared Sigma rule still names T1574.002 (revoked by T1574.001 in 17.1); a user's may."""
+    raw = rawdata.by_ext_id(E18, "attack-pattern", "T1574.002")
+    assert raw.get("revoked") is True
+    f = tmp_path / "dll.csv"
+    f.write_text("id,techniques,title\nDLL-1,T1574.002,side-loading\n")
+    engine = make_engine(catalog_settings.database_url)
+    catalog_service.import_catalog(
+        engine, catalog_settings, source=open_source(f, catalog_settings.limits)
+    )
+    with Session(engine) as s:
+        rule = catalog_service.get_rule(s, catalog="dll", rule_id="DLL-1")
+    [m] = rule.mappings
+    assert (m.written, m.technique, m.outcome) == ("T1574.002", "T1574.001", "remapped")
+    assert m.note == "revoked: T1574.002 → T1574.001"
+
+
+@pytest.mark.parametrize(("old", "new"), [("T1086", "T1059.001")])
+def test_revoked_ids_are_remapped_and_the_original_kept(
+    catalog_engine: Engine, old: str, new: str
+) -> None:
+    raw = rawcatalogs.sigma_rules("sigma-rules.tar.gz")
+    expected_paths = sorted(p for p, ts in raw.items() if old in ts)
+    assert expected_paths, f"no raw sigma rule uses {old}"
+    with Session(catalog_engine) as s:
+        page = catalog_service.list_rules(
+            s, catalogs=["sigma"], technique=new, outcome="remapped", limit=1000
+        )
+    hits = [
+        (r.path, m)
+        for r in page.items
+        for m in r.mappings
+        if m.outcome == "remapped"
+        and m.technique == new
+        and m.written.upper().endswith(old.upper())
+    ]
+    assert sorted(p for p, _ in hits) == expected_paths
+    assert all(m.written.lower() == f"attack.{old.lower()}" for _, m in hits)
+
+
+def test_seed_rule_is_on_the_technique_page(catalog_engine: Engine) -> None:
+    with Session(catalog_engine) as s:
+        releases = attack_service.releases_for_lookup(s, domain=None, version=None)
+        page = catalog_service.get_technique_page(s, releases=releases, attack_id="T1550.001")
+    pt = [r for r in page.rules if r.rule_id == "PT-CR-956"]
+    assert [(r.catalog, r.package, r.name, r.title) for r in pt] == [
+        (
+            "maxpatrol-siem",
+            "mitre_attck_lateral_movement",
+            "Disable_Smartcard",
+            "Smart Card is disabled in the registry",
+        )
+    ]
+    sigma_direct = sorted(
+        p for p, ts in rawcatalogs.sigma_rules("sigma-rules.tar.gz").items() if "T1550.001" in ts
+    )
+    assert len([r for r in page.rules if r.catalog == "sigma"]) == len(sigma_direct)
+
+
+def test_parent_page_keeps_subtechnique_rules_apart(catalog_engine: Engine) -> None:
+    raw = rawcatalogs.sigma_rules("sigma-attack18-rules.tar.gz")
+    with Session(catalog_engine) as s:
+        releases = attack_service.releases_for_lookup(s, domain=None, version=None)
+        page = catalog_service.get_technique_page(
+            s, releases=releases, attack_id="T1059", catalogs=["sigma-attack18"]
+        )
+    assert len(page.rules) == sum(1 for ts in raw.values() if "T1059" in ts)
+    subs = {s.id for s in page.subtechniques}
+    assert len(page.subtechnique_rules) == sum(
+        1 for ts in raw.values() for t in set(ts) if t in subs
+    )
+
+
+def test_reimport_replaces_atomically_and_bad_input_changes_nothing(
+    catalog_settings: Settings, tmp_path: Path
+) -> None:
+    engine = make_engine(catalog_settings.database_url)
+    good = tmp_path / "mine.yaml"
+    good.write_text(
+        "name: mine\nrules:\n  - id: R-1\n    techniques: [T1059.001]\n  - id: R-2\n    techniques: [t1086]\n"
+    )
+    first = catalog_service.import_catalog(
+        engine, catalog_settings, source=open_source(good, catalog_settings.limits)
+    )
+    assert (
+        first.replaced,
+        first.catalog.rule_count,
+        first.catalog.report["outcomes"]["remapped"],
+    ) == (False, 2, 1)
+    bad = tmp_path / "mine-bad.yaml"
+    bad.write_text("name: mine\nrules:\n  - id: R-1\n  - id: R-1\n")
+    with pytest.raises(InvalidInput, match="R-1"):
+        catalog_service.import_catalog(
+            engine, catalog_settings, source=open_source(bad, catalog_settings.limits)
+        )
+    with Session(engine) as s:
+        assert catalog_service.get_catalog(s, name="mine").rule_count == 2
+    good.write_text("name: mine\nrules:\n  - id: R-9\n    techniques: [T1003]\n")
+    again = catalog_service.import_catalog(
+        engine, catalog_settings, source=open_source(good, catalog_settings.limits)
+    )
+    assert again.replaced is True
+    with Session(engine) as s:
+        assert [r.rule_id for r in catalog_service.list_rules(s, catalogs=["mine"]).items] == [
+            "R-9"
+        ]
+    catalog_service.delete_catalog(engine, name="mine")
+    with Session(engine) as s, pytest.raises(NotFound):
+        catalog_service.get_catalog(s, name="mine")
+
+
+def test_catalog_naming_an_unloaded_release_is_refused(
+    catalog_settings: Settings, tmp_path: Path
+) -> None:
+    engine = make_engine(catalog_settings.database_url)
+    f = tmp_path / "old.yaml"
+    f.write_text('name: old\nattack: {domain: enterprise, version: "15.0"}\nrules:\n  - id: A\n')
+    with pytest.raises(InvalidInput, match=r"enterprise 15\.0, which is not loaded"):
+        catalog_service.import_catalog(
+            engine, catalog_settings, source=open_source(f, catalog_settings.limits)
+        )
+
+
+def test_export_round_trips_through_the_canonical_importer(
+    catalog_settings: Settings, tmp_path: Path
+) -> None:
+    engine = make_engine(catalog_settings.database_url)
+    with Session(engine) as s:
+        original = catalog_service.list_rules(s, catalogs=["open-xp-rules"], limit=1000).items
+        for fmt in ("yaml", "json", "csv"):
+            content, _media, filename = catalog_service.export_catalog(
+                s, name="open-xp-rules", fmt=fmt
+            )
+            (tmp_path / filename).write_bytes(content)
+    for fmt in ("yaml", "json", "csv"):
+        out = catalog_service.import_catalog(
+            engine,
+            catalog_settings,
+            name=f"xp-{fmt}",
+            source=open_source(tmp_path / f"open-xp-rules.{fmt}", catalog_settings.limits),
+        )
+        assert out.catalog.rule_count == len(original)
+        with Session(engine) as s:
+            back = {
+                r.rule_id: r
+                for r in catalog_service.list_rules(s, catalogs=[f"xp-{fmt}"], limit=1000).items
+            }
+        for r in original:
+            got = back[r.rule_id]
+            assert (got.title, got.severity) == (r.title, r.severity)
+            assert sorted(m.technique or "" for m in got.mappings if m.outcome == "ok") == sorted(
+                m.technique or "" for m in r.mappings if m.outcome == "ok"
+            )

@@ -60,13 +60,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
             for e in exc.errors()
         ]
-        first = issues[0] if issues else {"message": "invalid request", "location": None}
+        field = str(issues[0]["location"]["field"]) if issues else ""
+        message = str(issues[0]["message"]) if issues else "invalid request"
         body = {
             "error": {
                 "code": "invalid_input",
-                "message": f"{first['location']['field'] if first['location'] else ''}: "
-                f"{first['message']}",
-                "location": first["location"],
+                "message": f"{field}: {message}",
+                "location": issues[0]["location"] if issues else None,
                 "issues": issues,
             }
         }

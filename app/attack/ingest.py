@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 from sqlalchemy import Engine, delete, select
+from sqlmodel import col
 
 from app.attack.detection import derive_links
 from app.attack.models import Release
@@ -98,9 +99,9 @@ def ingest_sources(
                 )
             seen.add(key)
             existing = (
-                session.exec(  # type: ignore[call-overload]
+                session.execute(
                     select(Release).where(
-                        Release.domain == parsed.domain, Release.version == parsed.version
+                        col(Release.domain) == parsed.domain, col(Release.version) == parsed.version
                     )
                 )
                 .scalars()
@@ -162,7 +163,7 @@ def write_release(connection: object, parsed: ParsedRelease) -> int:
             detection_model=model,
         )
     )
-    rid = int(result.inserted_primary_key[0])
+    rid = int(result.inserted_primary_key[0])  # type: ignore[index]
     dumps = orjson.dumps
     bulk_insert(
         connection,

@@ -53,7 +53,9 @@ KIND_LABEL = {
 
 
 def list_releases(session: Session) -> list[ReleaseRead]:
-    releases = session.exec(select(Release).order_by(Release.domain, Release.version_key)).all()
+    releases = session.exec(
+        select(Release).order_by(col(Release.domain), col(Release.version_key))
+    ).all()
     newest = {r.domain: r.id for r in releases}  # ordered ascending: last one wins
     return [ReleaseRead(**r.model_dump(), is_default=newest[r.domain] == r.id) for r in releases]
 
@@ -123,7 +125,8 @@ def related(
         select(Relationship, AttackObject)
         .join(
             AttackObject,
-            (AttackObject.release_id == Relationship.release_id) & (AttackObject.stix_id == far),
+            (col(AttackObject.release_id) == col(Relationship.release_id))
+            & (col(AttackObject.stix_id) == far),
         )
         .where(
             Relationship.release_id == release_id,
@@ -301,10 +304,10 @@ def _detection(
     ).all()
     analytics = objects_by_stix_id(session, release_id=release_id, stix_ids=analytic_refs)
     dc_refs = {link.data_component_ref for link in links}
-    for a in analytics.values():
+    for an in analytics.values():
         dc_refs.update(
             ref.get("x_mitre_data_component_ref", "")
-            for ref in a.data.get("log_source_references") or ()
+            for ref in an.data.get("log_source_references") or ()
         )
     components = objects_by_stix_id(session, release_id=release_id, stix_ids=dc_refs)
     sources = objects_by_stix_id(

@@ -122,8 +122,9 @@ def parse_bundle(
     raw: bytes, *, source: str, version: str | None = None, max_bytes: int
 ) -> ParsedRelease:
     """Read one STIX bundle; collect every structural problem, then fail once with all of them."""
-    sha = hashlib.sha256(raw).hexdigest()
-    doc = loads_json(maybe_gunzip(raw, limit=max_bytes, name=source), name=source)
+    data = maybe_gunzip(raw, limit=max_bytes, name=source)
+    sha = hashlib.sha256(data).hexdigest()  # of the JSON, so .json and .json.gz compare
+    doc = loads_json(data, name=source)
     loc = Location(file=source)
     if not isinstance(doc, dict) or doc.get("type") != "bundle":
         raise InvalidInput("not a STIX bundle (no top-level object of type 'bundle')", loc)
@@ -177,13 +178,13 @@ def parse_bundle(
         attack_id, url = _attack_ref(obj)
         if stype == "x-mitre-matrix" and attack_id:
             matrix_domains.append(attack_id)
-        data = {
+        fields: dict[str, Any] = {
             (k[8:] if k.startswith("x_mitre_") else k): v
             for k, v in obj.items()
             if k not in _COLUMN_FIELDS
         }
         if stype in ("malware", "tool"):
-            data["software_type"] = stype
+            fields["software_type"] = stype
         if kind == "technique":
             for phase in obj.get("kill_chain_phases") or ():
                 if str(phase.get("kill_chain_name", "")).startswith("mitre"):
@@ -201,7 +202,7 @@ def parse_bundle(
                 bool(obj.get("revoked", False)),
                 bool(obj.get("x_mitre_deprecated", False)),
                 list(obj.get("x_mitre_platforms") or ()),
-                data,
+                fields,
             )
         )
 

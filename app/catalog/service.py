@@ -17,10 +17,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, delete, func, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.attack import service as attack_service
 from app.attack.models import Release, RuleRef, TechniquePage
+from app.attack.stix import domain_of
 from app.catalog import registry
 from app.catalog.base import CatalogSource, ParsedCatalog
 from app.catalog.export import MEDIA, render
@@ -105,7 +107,7 @@ def _pick_release(
     if parsed.attack_domain or parsed.attack_version:
         d = parsed.attack_domain or "enterprise"
         found = attack_service.find_release(
-            session, domain=attack_service.domain_of(d), version=parsed.attack_version
+            session, domain=domain_of(d), version=parsed.attack_version
         )
         if found is None:
             raise InvalidInput(
@@ -270,9 +272,9 @@ def write_rules(
             for r in (v.rule,)
         ],
     )
-    pk = dict(
-        session.exec(  # type: ignore[call-overload]
-            select(Rule.rule_id, Rule.id).where(Rule.catalog_id == catalog_id)
+    pk: dict[str, int] = dict(
+        session.execute(
+            sa_select(col(Rule.rule_id), col(Rule.id)).where(col(Rule.catalog_id) == catalog_id)
         ).all()
     )
     bulk_insert(
@@ -367,8 +369,8 @@ def delete_catalog(engine: Engine, *, name: str) -> None:
 
 def catalog_ids(session: Session, names: Iterable[str] | None) -> dict[int, str]:
     """Catalog id → name for the named catalogs (all when None); unknown names are NotFound."""
-    rows = session.exec(select(Catalog.id, Catalog.name)).all()  # type: ignore[call-overload]
-    table = {int(i): str(n) for i, n in rows}
+    rows = session.execute(sa_select(col(Catalog.id), col(Catalog.name))).all()
+    table = {int(i or 0): str(n) for i, n in rows}
     wanted = list(names or [])
     if not wanted:
         return table
@@ -444,7 +446,7 @@ def list_rules(
         sub = select(RuleTechnique.rule_pk)
         if technique:
             t = technique.strip().upper()
-            cond = RuleTechnique.technique == t
+            cond: Any = col(RuleTechnique.technique) == t
             if include_subtechniques:
                 cond = or_(cond, col(RuleTechnique.technique).like(f"{t}.%"))
             sub = sub.where(cond)
@@ -468,7 +470,7 @@ def list_rules(
                 func.lower(Rule.description).like(p),
             )
         )
-    rules = list(session.exec(stmt.order_by(Rule.catalog_id, Rule.rule_id)).all())
+    rules = list(session.exec(stmt.order_by(col(Rule.catalog_id), col(Rule.rule_id))).all())
     if tactic:
         t = tactic.lower().replace("_", "-")
         rules = [r for r in rules if t in r.tactics]

@@ -128,7 +128,7 @@ def validate_catalog(parsed: ParsedCatalog, index: TechniqueIndex) -> Validation
         "rules_with_technique": sum(1 for r in out if r.mappings),
         "rules_without_technique": unmapped,
         "distinct_techniques_written": len(
-            {t for r in out for m in r.mappings if (t := fold_technique(m.written)[0])}
+            {w for r in out for m in r.mappings if (w := fold_technique(m.written)[0]) is not None}
         ),
         "distinct_techniques_covered": len(covered),
         "mappings": sum(outcomes.values()),

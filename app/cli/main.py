@@ -12,6 +12,8 @@ import typer
 
 from app.cli import attack as attack_cli
 from app.cli import catalog as catalog_cli
+from app.cli import coverage as coverage_cli
+from app.cli import refresh as refresh_cli
 from app.core.errors import KbmapError
 
 app = typer.Typer(
@@ -23,6 +25,8 @@ app = typer.Typer(
 )
 attack_cli.register(app)
 app.add_typer(catalog_cli.app, name="catalog")
+coverage_cli.register(app)
+refresh_cli.register(app)
 
 
 def main() -> None:

@@ -35,6 +35,36 @@ class Limits(BaseSettings):
     max_query_length: int = 200
 
 
+class CoverageWeights(BaseSettings):
+    """Documented in the README; override with KBMAP_COVERAGE_STATUS / _LEVEL / _CAP (JSON)."""
+
+    model_config = SettingsConfigDict(env_prefix="KBMAP_COVERAGE_", extra="ignore")
+
+    status: dict[str, float] = Field(
+        default_factory=lambda: {
+            "stable": 1.0,
+            "production": 1.0,
+            "test": 0.8,
+            "experimental": 0.6,
+            "development": 0.6,
+            "deprecated": 0.0,
+            "unsupported": 0.0,
+        }
+    )
+    level: dict[str, float] = Field(
+        default_factory=lambda: {
+            "critical": 1.0,
+            "high": 1.0,
+            "medium": 0.8,
+            "low": 0.6,
+            "informational": 0.3,
+        }
+    )
+    unknown_status: float = 1.0
+    unknown_level: float = 0.8
+    cap: float = 3.0
+
+
 class Settings(BaseSettings):
     """Runtime configuration; refuses unsafe combinations outside development."""
 
@@ -50,6 +80,7 @@ class Settings(BaseSettings):
     download_timeout: float = 30.0
     download_retries: int = 3
     limits: Limits = Field(default_factory=Limits)
+    coverage: CoverageWeights = Field(default_factory=CoverageWeights)
     kb_dir: Path = Path(__file__).resolve().parents[2] / "kb"
 
     @model_validator(mode="after")

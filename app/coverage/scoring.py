@@ -10,38 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-
-class CoverageWeights(BaseSettings):
-    """Documented in the README; override with KBMAP_COVERAGE_STATUS / _LEVEL / _CAP (JSON)."""
-
-    model_config = SettingsConfigDict(env_prefix="KBMAP_COVERAGE_", extra="ignore")
-
-    status: dict[str, float] = Field(
-        default_factory=lambda: {
-            "stable": 1.0,
-            "production": 1.0,
-            "test": 0.8,
-            "experimental": 0.6,
-            "development": 0.6,
-            "deprecated": 0.0,
-            "unsupported": 0.0,
-        }
-    )
-    level: dict[str, float] = Field(
-        default_factory=lambda: {
-            "critical": 1.0,
-            "high": 1.0,
-            "medium": 0.8,
-            "low": 0.6,
-            "informational": 0.3,
-        }
-    )
-    unknown_status: float = 1.0
-    unknown_level: float = 0.8
-    cap: float = 3.0
+from app.core.config import CoverageWeights
 
 
 def rule_weight(

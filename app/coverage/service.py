@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.attack import service as attack_service
@@ -20,7 +21,9 @@ from app.attack.models import AttackObject, Relationship, Release, TechniqueData
 from app.attack.service import TechniqueIndex
 from app.catalog import service as catalog_service
 from app.catalog.models import Catalog, Rule, RuleTechnique
+from app.core.config import CoverageWeights
 from app.core.errors import InvalidInput
+from app.core.pages import Page
 from app.coverage.models import (
     CatalogComparison,
     CatalogCount,
@@ -34,7 +37,7 @@ from app.coverage.models import (
     PriorityParts,
     TechniqueCoverage,
 )
-from app.coverage.scoring import CoverageWeights, rule_weight, score
+from app.coverage.scoring import rule_weight, score
 
 _CACHE_SIZE = 16
 
@@ -78,16 +81,16 @@ def release_facts(session: Session, *, release: Release) -> ReleaseFacts:
         return _release_cache[key]
     rid = release.id or 0
     index = attack_service.technique_index(session, release=release)
-    objs = session.exec(
-        select(
-            AttackObject.stix_id,
-            AttackObject.kind,
-            AttackObject.attack_id,
-            AttackObject.name,
-            AttackObject.revoked,
-            AttackObject.deprecated,
+    objs = session.execute(
+        sa_select(
+            col(AttackObject.stix_id),
+            col(AttackObject.kind),
+            col(AttackObject.attack_id),
+            col(AttackObject.name),
+            col(AttackObject.revoked),
+            col(AttackObject.deprecated),
         ).where(
-            AttackObject.release_id == rid,
+            col(AttackObject.release_id) == rid,
             col(AttackObject.kind).in_(
                 (
                     "technique",
@@ -136,10 +139,10 @@ def release_facts(session: Session, *, release: Release) -> ReleaseFacts:
     dcs: dict[str, set[str]] = defaultdict(set)
     analytics: dict[str, set[str]] = defaultdict(set)
     component_ids: dict[str, str | None] = {}
-    analytic_ids = dict(
-        session.exec(  # type: ignore[call-overload]
-            select(AttackObject.stix_id, AttackObject.attack_id).where(
-                AttackObject.release_id == rid, AttackObject.kind == "analytic"
+    analytic_ids: dict[str, str | None] = dict(
+        session.execute(
+            sa_select(col(AttackObject.stix_id), col(AttackObject.attack_id)).where(
+                col(AttackObject.release_id) == rid, col(AttackObject.kind) == "analytic"
             )
         ).all()
     )
@@ -155,8 +158,8 @@ def release_facts(session: Session, *, release: Release) -> ReleaseFacts:
             _k, dc_id, dc_name = live[dc_ref]
             dcs[tid].add(dc_name)
             component_ids[dc_name] = dc_id
-            if an_ref and analytic_ids.get(an_ref):
-                analytics[tid].add(analytic_ids[an_ref])
+            if an_ref and (an_id := analytic_ids.get(an_ref)):
+                analytics[tid].add(an_id)
     facts = ReleaseFacts(
         index=index,
         users=users,
@@ -180,19 +183,19 @@ def catalog_mappings(
     key = (catalog.id or 0, f"{catalog.imported_at}|{weights.model_dump_json()}")
     if key in _catalog_cache:
         return _catalog_cache[key]
-    rows = session.exec(
-        select(
-            RuleTechnique.technique,
-            RuleTechnique.tactic,
-            RuleTechnique.outcome,
-            Rule.enabled,
-            Rule.status,
-            Rule.severity,
-            Rule.id,
+    rows = session.execute(
+        sa_select(
+            col(RuleTechnique.technique),
+            col(RuleTechnique.tactic),
+            col(RuleTechnique.outcome),
+            col(Rule.enabled),
+            col(Rule.status),
+            col(Rule.severity),
+            col(Rule.id),
         )
         .join(Rule, col(Rule.id) == RuleTechnique.rule_pk)
         .where(
-            RuleTechnique.catalog_id == catalog.id,
+            col(RuleTechnique.catalog_id) == catalog.id,
             col(RuleTechnique.outcome).in_(("ok", "remapped")),
         )
     ).all()
@@ -285,10 +288,10 @@ def technique_rows(
         info = infos[tid]
         s, per_rule, tscores, cats, remapped = computed[tid]
         subs = children.get(tid, [])
-        sub_cov = sum(1 for c in subs if computed[c][0] > 0)
+        sub_cov = sum(1 for sub in subs if computed[sub][0] > 0)
         rolled: dict[int, float] = dict(per_rule)
-        for c in subs:
-            for pk, w in computed[c][1].items():
+        for sub in subs:
+            for pk, w in computed[sub][1].items():
                 rolled[pk] = max(rolled.get(pk, 0.0), w)
         rscore = score(rolled.values(), weights)
         differing = len(set(tscores.values())) > 1 or (0 < len(tscores) < len(info.tactics))
@@ -381,13 +384,13 @@ def summary(session: Session, *, scope: Scope, weights: CoverageWeights) -> Cove
         by_platform.append(GroupCount(key=p, name=p, **c.model_dump()))
     in_scope = {r.id for r in rows}
     by_catalog = []
-    for c in scope.catalogs:
-        maps = catalog_mappings(session, catalog=c, weights=weights)
+    for cat in scope.catalogs:
+        maps = catalog_mappings(session, catalog=cat, weights=weights)
         techs = {m.technique for m in maps if m.weight > 0 and m.technique in in_scope}
         by_catalog.append(
             CatalogCount(
-                catalog=c.name,
-                rules=c.rule_count,
+                catalog=cat.name,
+                rules=cat.rule_count,
                 rules_mapped=len({m.rule_pk for m in maps}),
                 techniques_covered=len(techs),
                 percent=round(100 * len(techs) / len(in_scope), 1) if in_scope else 0.0,
@@ -554,3 +557,69 @@ def with_mitigations(session: Session, *, release: Release, items: list[Gap]) ->
         page = attack_service.get_technique_page(session, releases=[release], attack_id=g.id)
         g.mitigations = [{"id": m.id or "", "name": m.name} for m in page.mitigations]
     return items
+
+
+def technique_page(
+    session: Session,
+    *,
+    scope: Scope,
+    weights: CoverageWeights,
+    sort: str = "id",
+    covered: bool | None = None,
+    min_score: float | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page[TechniqueCoverage]:
+    """Per-technique rows, filtered and sorted; `uncovered` puts uncovered first (threat view)."""
+    rows = technique_rows(session, scope=scope, weights=weights)
+    if covered is not None:
+        rows = [r for r in rows if r.covered == covered]
+    if min_score is not None:
+        rows = [r for r in rows if r.score >= min_score]
+    keys = {
+        "id": lambda r: (r.id,),
+        "score": lambda r: (r.score, r.id),
+        "-score": lambda r: (-r.score, r.id),
+        "rules": lambda r: (r.rules, r.id),
+        "-rules": lambda r: (-r.rules, r.id),
+        "uncovered": lambda r: (r.covered, r.score, r.id),
+    }
+    rows.sort(key=keys[sort])
+    return Page(items=rows[offset : offset + limit], total=len(rows), limit=limit, offset=offset)
+
+
+def compare_catalogs(
+    session: Session, *, scope: Scope, a: Sequence[str], b: Sequence[str], weights: CoverageWeights
+) -> CatalogComparison:
+    sa = make_scope(
+        session,
+        release=scope.release,
+        catalogs=_split(a),
+        platforms=scope.platforms,
+        tactics=scope.tactics,
+        threat=scope.threat,
+    )
+    sb = make_scope(
+        session,
+        release=scope.release,
+        catalogs=_split(b),
+        platforms=scope.platforms,
+        tactics=scope.tactics,
+        threat=scope.threat,
+    )
+    return compare(session, a=sa, b=sb, weights=weights)
+
+
+def gap_page(
+    session: Session,
+    *,
+    scope: Scope,
+    weights: CoverageWeights,
+    collected: Sequence[str] | None = None,
+    min_score: float = 0.0,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page[Gap]:
+    found = gaps(session, scope=scope, weights=weights, collected=collected, min_score=min_score)
+    items = with_mitigations(session, release=scope.release, items=found[offset : offset + limit])
+    return Page(items=items, total=len(found), limit=limit, offset=offset)

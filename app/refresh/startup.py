@@ -10,10 +10,7 @@ from sqlmodel import Session
 from app.attack.ingest import ingest_sources
 from app.attack.models import Release
 from app.core.config import Settings
-
-
-def is_index(source: str) -> bool:
-    return source.rstrip("/").endswith("index.json")
+from app.refresh import service as refresh_service
 
 
 def ensure_attack_loaded(
@@ -25,9 +22,7 @@ def ensure_attack_loaded(
     if count:
         return []
     source = settings.attack_source
-    if is_index(source):
-        from app.refresh import service as refresh_service
-
+    if refresh_service.is_index(source):
         report = refresh_service.refresh(engine, settings, step=step)
         return [report.summary]
     outcomes = ingest_sources(engine, [source], limits=settings.limits, step=step)

@@ -1,0 +1,182 @@
+"""Coverage commands: `kbmap coverage` (summary or comparison) and `kbmap gaps`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.cli.common import echo_json, engine, settings
+
+Catalogs = Annotated[list[str] | None, typer.Option("--catalog", "-c", help="catalog (repeatable)")]
+Platforms = Annotated[
+    list[str] | None, typer.Option("--platform", "-p", help="platform (repeatable)")
+]
+Tactics = Annotated[list[str] | None, typer.Option("--tactic", "-t", help="tactic shortname")]
+Groups = Annotated[
+    list[str] | None, typer.Option("--groups", "-g", help="G/S/C ids, comma-separated")
+]
+Domain = Annotated[str | None, typer.Option(help="enterprise, mobile or ics")]
+Version = Annotated[str | None, typer.Option(help="ATT&CK release, e.g. 18.1")]
+Json = Annotated[bool, typer.Option("--json")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("coverage")(coverage)
+    app.command("gaps")(gaps)
+
+
+def coverage(
+    catalog: Catalogs = None,
+    platform: Platforms = None,
+    tactic: Tactics = None,
+    groups: Groups = None,
+    domain: Domain = None,
+    version: Version = None,
+    a: Annotated[list[str] | None, typer.Option(help="compare: catalog(s) of side A")] = None,
+    b: Annotated[list[str] | None, typer.Option(help="compare: catalog(s) of side B")] = None,
+    json_out: Json = False,
+) -> None:
+    """Coverage summary (overall, per tactic, per platform, per catalog), or --a/--b comparison."""
+    from rich.console import Console
+    from rich.table import Table
+    from sqlmodel import Session
+
+    from app.attack import service as attack_service
+    from app.coverage import service as coverage_service
+
+    s = settings()
+    with Session(engine(s)) as session:
+        release = attack_service.get_release(session, domain=domain, version=version)
+        scope = coverage_service.make_scope(
+            session,
+            release=release,
+            catalogs=catalog,
+            platforms=platform,
+            tactics=tactic,
+            threat=groups,
+        )
+        if a or b:
+            if not (a and b):
+                raise typer.BadParameter("compare needs both --a and --b")
+            cmp = coverage_service.compare_catalogs(
+                session, scope=scope, a=a, b=b, weights=s.coverage
+            )
+            if json_out:
+                echo_json(cmp)
+                return
+            t = Table(
+                "tactic",
+                "both",
+                "only A",
+                "only B",
+                "neither",
+                title=f"{', '.join(cmp.a)} (A) vs {', '.join(cmp.b)} (B), "
+                f"ATT&CK {cmp.domain} {cmp.version}",
+            )
+            for row in cmp.by_tactic:
+                t.add_row(
+                    row.tactic, str(row.both), str(row.only_a), str(row.only_b), str(row.neither)
+                )
+            t.add_row(
+                "all",
+                str(len(cmp.both)),
+                str(len(cmp.only_a)),
+                str(len(cmp.only_b)),
+                str(len(cmp.neither)),
+                style="bold",
+            )
+            Console().print(t)
+            return
+        summary = coverage_service.summary(session, scope=scope, weights=s.coverage)
+    if json_out:
+        echo_json(summary)
+        return
+    c = Console()
+    c.print(
+        f"[bold]ATT&CK {summary.domain} {summary.version}[/bold] · catalogs: "
+        f"{', '.join(summary.catalogs) or 'none'}"
+    )
+    for label, cnt in (
+        ("techniques", summary.techniques),
+        ("sub-techniques", summary.subtechniques),
+        ("all", summary.all),
+    ):
+        c.print(f"{label}: {cnt.covered}/{cnt.total} covered ({cnt.percent}%)")
+    t = Table("tactic", "covered", "total", "%")
+    for g in summary.by_tactic:
+        t.add_row(g.name, str(g.covered), str(g.total), f"{g.percent}")
+    c.print(t)
+    t = Table("catalog", "rules", "mapped", "techniques covered", "%")
+    for cc in summary.by_catalog:
+        t.add_row(
+            cc.catalog,
+            str(cc.rules),
+            str(cc.rules_mapped),
+            str(cc.techniques_covered),
+            f"{cc.percent}",
+        )
+    c.print(t)
+
+
+def gaps(
+    catalog: Catalogs = None,
+    platform: Platforms = None,
+    tactic: Tactics = None,
+    groups: Groups = None,
+    domain: Domain = None,
+    version: Version = None,
+    collected: Annotated[list[str] | None, typer.Option(help="data components you collect")] = None,
+    min_score: Annotated[float, typer.Option(help="weakly covered below this score")] = 0.0,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 25,
+    json_out: Json = False,
+) -> None:
+    """Uncovered and weak techniques ranked by priority, with what would detect them."""
+    from rich.console import Console
+    from rich.table import Table
+    from sqlmodel import Session
+
+    from app.attack import service as attack_service
+    from app.coverage import service as coverage_service
+
+    s = settings()
+    with Session(engine(s)) as session:
+        release = attack_service.get_release(session, domain=domain, version=version)
+        scope = coverage_service.make_scope(
+            session,
+            release=release,
+            catalogs=catalog,
+            platforms=platform,
+            tactics=tactic,
+            threat=groups,
+        )
+        page = coverage_service.gap_page(
+            session,
+            scope=scope,
+            weights=s.coverage,
+            collected=collected,
+            min_score=min_score,
+            limit=limit,
+        )
+    if json_out:
+        echo_json(page)
+        return
+    t = Table(
+        "technique",
+        "tactics",
+        "priority",
+        "users",
+        "telemetry",
+        "data components",
+        title=f"{page.total} gaps in ATT&CK {release.domain} {release.version}",
+    )
+    for g in page.items:
+        t.add_row(
+            f"{g.id} {g.name}",
+            ", ".join(g.tactics),
+            f"{g.priority}",
+            str(g.parts.threat_uses),
+            g.parts.telemetry,
+            ", ".join(g.data_components[:3]),
+        )
+    Console().print(t)

@@ -1,0 +1,146 @@
+"""Coverage and gap routes: summaries, per-technique rows, comparison, ranked gaps."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from app.api.deps import CatalogsQuery, PageParams, ReleaseDep, SessionDep, SettingsDep
+from app.core.pages import Page
+from app.coverage import service as coverage_service
+from app.coverage.models import (
+    CatalogComparison,
+    CoverageSummary,
+    DataComponentCount,
+    DetectionStrategyCount,
+    Gap,
+    GroupCount,
+    TechniqueCoverage,
+)
+from app.coverage.service import Scope
+
+router = APIRouter()
+ListQuery = Annotated[list[str] | None, Query(max_length=50)]
+
+
+def get_scope(
+    session: SessionDep,
+    release: ReleaseDep,
+    catalog: CatalogsQuery = None,
+    platform: Annotated[list[str] | None, Query(max_length=20, description="platform(s)")] = None,
+    tactic: Annotated[
+        list[str] | None, Query(max_length=20, description="tactic shortname(s)")
+    ] = None,
+    groups: Annotated[
+        list[str] | None,
+        Query(max_length=50, description="group, software or campaign ids (G0016,S0002,C0024)"),
+    ] = None,
+) -> Scope:
+    """The question every coverage call answers: release, catalogs, platforms, tactics, threat."""
+    return coverage_service.make_scope(
+        session,
+        release=release,
+        catalogs=catalog,
+        platforms=platform,
+        tactics=tactic,
+        threat=groups,
+    )
+
+
+ScopeDep = Annotated[Scope, Depends(get_scope)]
+
+
+@router.get("/coverage", tags=["coverage"])
+def coverage_summary(
+    session: SessionDep, settings: SettingsDep, scope: ScopeDep
+) -> CoverageSummary:
+    return coverage_service.summary(session, scope=scope, weights=settings.coverage)
+
+
+@router.get("/coverage/techniques", tags=["coverage"])
+def coverage_techniques(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: ScopeDep,
+    page: PageParams,
+    sort: Literal["id", "score", "-score", "rules", "-rules", "uncovered"] = "id",
+    covered: bool | None = None,
+    min_score: Annotated[float | None, Query(ge=0, le=100)] = None,
+) -> Page[TechniqueCoverage]:
+    return coverage_service.technique_page(
+        session,
+        scope=scope,
+        weights=settings.coverage,
+        sort=sort,
+        covered=covered,
+        min_score=min_score,
+        limit=page[0],
+        offset=page[1],
+    )
+
+
+@router.get("/coverage/tactics", tags=["coverage"])
+def coverage_tactics(
+    session: SessionDep, settings: SettingsDep, scope: ScopeDep
+) -> list[GroupCount]:
+    return coverage_service.summary(session, scope=scope, weights=settings.coverage).by_tactic
+
+
+@router.get("/coverage/platforms", tags=["coverage"])
+def coverage_platforms(
+    session: SessionDep, settings: SettingsDep, scope: ScopeDep
+) -> list[GroupCount]:
+    return coverage_service.summary(session, scope=scope, weights=settings.coverage).by_platform
+
+
+@router.get("/coverage/data-components", tags=["coverage"])
+def coverage_data_components(
+    session: SessionDep, settings: SettingsDep, scope: ScopeDep
+) -> list[DataComponentCount]:
+    return coverage_service.by_data_component(session, scope=scope, weights=settings.coverage)
+
+
+@router.get("/coverage/detection-strategies", tags=["coverage"])
+def coverage_detection_strategies(
+    session: SessionDep, settings: SettingsDep, scope: ScopeDep
+) -> list[DetectionStrategyCount]:
+    return coverage_service.by_detection_strategy(session, scope=scope, weights=settings.coverage)
+
+
+@router.get("/coverage/compare", tags=["coverage"])
+def coverage_compare(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: ScopeDep,
+    a: Annotated[list[str], Query(max_length=20, description="catalog(s) of side A")],
+    b: Annotated[list[str], Query(max_length=20, description="catalog(s) of side B")],
+) -> CatalogComparison:
+    return coverage_service.compare_catalogs(
+        session, scope=scope, a=a, b=b, weights=settings.coverage
+    )
+
+
+@router.get("/gaps", tags=["gaps"])
+def list_gaps(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: ScopeDep,
+    page: PageParams,
+    collected: Annotated[
+        list[str] | None,
+        Query(
+            max_length=100, description="data components you collect (comma-separated or repeated)"
+        ),
+    ] = None,
+    min_score: Annotated[float, Query(ge=0, le=100, description="weak below this score")] = 0.0,
+) -> Page[Gap]:
+    return coverage_service.gap_page(
+        session,
+        scope=scope,
+        weights=settings.coverage,
+        collected=collected,
+        min_score=min_score,
+        limit=page[0],
+        offset=page[1],
+    )

@@ -9,12 +9,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
+from app.api.audit import AuditWrites
 from app.api.router import api_router
 from app.core.config import Settings, get_settings
 from app.core.db import init_db, make_engine
 from app.core.errors import KbmapError
+from app.web.routes import STATIC_DIR
+from app.web.routes import router as web_router
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -44,7 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(KbmapError)
     async def kbmap_error(_request: Request, exc: KbmapError) -> JSONResponse:
-        return JSONResponse(exc.as_dict(), status_code=exc.status)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None  # RFC 6750
+        return JSONResponse(exc.as_dict(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -88,4 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"status": "ready", "releases": releases})
 
     app.include_router(api_router, prefix="/api/v1")
+    app.include_router(web_router)  # server-rendered pages at the root
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(AuditWrites)
     return app

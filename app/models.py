@@ -7,6 +7,7 @@ from app.attack.models import (  # noqa: F401
     TechniqueDataComponent,
     TechniqueTactic,
 )
+from app.auth.models import ApiToken, AuditEvent  # noqa: F401
 from app.catalog.models import (  # noqa: F401
     Catalog,
     Rule,

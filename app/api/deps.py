@@ -1,16 +1,21 @@
-"""Named dependencies (Annotated aliases) every route uses: session, settings, release."""
+"""Named dependencies every route uses: session, settings, release, and the scope guards."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from app.attack import service as attack_service
 from app.attack.models import Release
+from app.auth import service as auth_service
+from app.auth.models import ApiToken
 from app.core.config import Settings
+from app.core.errors import Forbidden, Unauthorized
+from app.core.security import SCOPES, scope_allows
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -72,3 +77,68 @@ IdPath = Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9._-]+$")]
 CatalogsQuery = Annotated[
     list[str] | None, Query(max_length=20, description="catalog name (repeatable; default all)")
 ]
+
+
+# --- Authentication: bearer tokens and scopes (principle 12, secure by default) ---------------
+
+INVALID_TOKEN = "invalid or missing token"  # one message for missing, wrong, unknown, expired
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="kbmap API token, `kbm_…`, made with `kbmap token create`",
+)
+
+
+def get_token_dep(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiToken | None:
+    """The request's verified token; None when none was sent; 401 when the one sent is not live.
+
+    A bad token is refused even where reads are open, so a typo never passes silently as anonymous.
+    FastAPI caches this per request, so a route guarded twice (read at the mount, write on the
+    route) verifies once. It uses its own short session: the last-use stamp commits here, apart
+    from the route's unit of work.
+    """
+    if credentials is None:
+        return None
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        token = auth_service.verify_token(session, credentials.credentials, settings)
+    if token is None:
+        raise Unauthorized(INVALID_TOKEN)
+    return token
+
+
+def require_scope(scope: str) -> Callable[..., None]:
+    """A guard: 401 without a live token, 403 when the token ranks below `scope`.
+
+    Reads pass without a token when `settings.reads_need_token` is False (loopback by default, or
+    KBMAP_READ_AUTH=open); write and admin always need one. The actor (token name or "anonymous")
+    goes on `request.state.actor` for the audit log, set before the scope check so a 403 is
+    recorded under the token that tried.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def guard(
+        request: Request,
+        settings: SettingsDep,
+        token: Annotated[ApiToken | None, Depends(get_token_dep)],
+    ) -> None:
+        if token is None:
+            if scope == "read" and not settings.reads_need_token:
+                request.state.actor = "anonymous"
+                return
+            raise Unauthorized(INVALID_TOKEN)
+        request.state.actor = token.name
+        if not scope_allows(token.scopes, scope):
+            raise Forbidden(f"token lacks the {scope} scope")
+
+    guard.__name__ = f"require_{scope}_scope"
+    return guard
+
+
+ReadAccess = Depends(require_scope("read"))
+WriteAccess = Depends(require_scope("write"))
+AdminAccess = Depends(require_scope("admin"))

@@ -1,4 +1,10 @@
-"""Mounts every domain's routes under /api/v1; the error model is declared once here."""
+"""Mounts every domain's routes under /api/v1; the error model is declared once here.
+
+The read guard sits on this parent router, so every route mounted here, including ones added
+later, needs at least read access (principle 12); the token and audit routes add the admin guard,
+write routes add WriteAccess on their own decorators. Only /healthz and /readyz (`main.py`) are
+public.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,12 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from app.api.deps import AdminAccess, ReadAccess
 from app.attack.routes import router as attack_router
+from app.auth.routes import router as auth_router
 from app.catalog.routes import router as catalog_router
 from app.coverage.routes import router as coverage_router
+from app.layer.routes import router as layer_router
 from app.refresh.routes import router as refresh_router
 
 
@@ -28,8 +37,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
 
-api_router = APIRouter(responses=ERRORS)
+api_router = APIRouter(responses=ERRORS, dependencies=[ReadAccess])
 api_router.include_router(attack_router)
 api_router.include_router(catalog_router)
 api_router.include_router(coverage_router)
+api_router.include_router(layer_router)
 api_router.include_router(refresh_router)
+api_router.include_router(auth_router, dependencies=[AdminAccess])

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, union_all
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.attack.models import (
@@ -30,6 +31,7 @@ from app.attack.models import (
     TechniqueRead,
 )
 from app.attack.stix import DOMAINS, domain_of
+from app.core.cache import BoundedCache
 from app.core.errors import InvalidInput, NotFound
 from app.core.pages import Page
 
@@ -192,66 +194,107 @@ def get_object(
     raise NotFound(f"{KIND_LABEL.get(kind, kind)} {attack_id} is not in ATT&CK {where}")
 
 
+class Brief(NamedTuple):
+    """The few columns a page shows of a related object (no JSON decoding)."""
+
+    stix_id: str
+    kind: str
+    attack_id: str | None
+    name: str
+    revoked: bool
+    deprecated: bool
+
+    @property
+    def live(self) -> bool:
+        return not self.revoked and not self.deprecated
+
+
+def _briefs(session: Session, *, release_id: int, refs: Iterable[str]) -> dict[str, Brief]:
+    ids = list(set(refs))
+    if not ids:
+        return {}
+    rows = session.execute(
+        sa_select(
+            col(AttackObject.stix_id),
+            col(AttackObject.kind),
+            col(AttackObject.attack_id),
+            col(AttackObject.name),
+            col(AttackObject.revoked),
+            col(AttackObject.deprecated),
+        ).where(col(AttackObject.release_id) == release_id, col(AttackObject.stix_id).in_(ids))
+    ).all()
+    return {r[0]: Brief(*r) for r in rows}
+
+
+def _brief_ref(o: Brief | AttackObject) -> Ref:
+    return Ref(id=o.attack_id, name=o.name)
+
+
+def _sorted_briefs(objs: Iterable[Brief]) -> list[Ref]:
+    unique = {o.stix_id: o for o in objs}
+    return sorted((_brief_ref(o) for o in unique.values()), key=lambda r: (r.id or "", r.name))
+
+
 def get_technique_page(
     session: Session, *, releases: Sequence[Release], attack_id: str
 ) -> TechniquePage:
+    """The seed page for one technique. Hot path: light column queries, ~6 round trips."""
     release, tech = get_object(session, releases=releases, kind="technique", attack_id=attack_id)
     rid = release.id or 0
     sid = tech.stix_id
-    out = session.exec(
-        select(Relationship).where(
-            Relationship.release_id == rid,
-            Relationship.source_ref == sid,
-            col(Relationship.revoked).is_(False),
-        )
-    ).all()
-    inc = session.exec(
-        select(Relationship).where(
-            Relationship.release_id == rid,
-            Relationship.target_ref == sid,
-            col(Relationship.revoked).is_(False),
-        )
-    ).all()
-    objs = objects_by_stix_id(
-        session,
-        release_id=rid,
-        stix_ids=[r.target_ref for r in out] + [r.source_ref for r in inc],
+    cols = (
+        col(Relationship.relationship_type),
+        col(Relationship.source_ref),
+        col(Relationship.target_ref),
+        col(Relationship.description),
     )
-
-    def live(ref: str) -> AttackObject | None:
-        o = objs.get(ref)
-        return o if o is not None and not o.revoked and not o.deprecated else None
-
-    parent = revoked_by = None
-    for r in out:
-        if r.relationship_type == "subtechnique-of":
-            parent = objs.get(r.target_ref)
-        elif r.relationship_type == "revoked-by":
-            revoked_by = objs.get(r.target_ref)
-    by_type: dict[str, list[tuple[Relationship, AttackObject]]] = {}
-    for r in inc:
-        o = live(r.source_ref)
-        if o is not None:
-            by_type.setdefault(r.relationship_type, []).append((r, o))
-
-    uses = by_type.get("uses", [])
-    campaigns = [o for _, o in uses if o.kind == "campaign"]
-    groups = [o for _, o in uses if o.kind == "group"]
-    groups += [
-        x.obj
-        for x in related(
-            session,
-            release_id=rid,
-            refs=[c.stix_id for c in campaigns],
-            relationship_type="attributed-to",
-            direction="out",
-            kinds=("group",),
+    live_rel = (col(Relationship.release_id) == rid, col(Relationship.revoked).is_(False))
+    # two index lookups (a UNION), not one OR that SQLite would answer with a scan
+    rels = session.execute(
+        union_all(
+            sa_select(*cols).where(*live_rel, col(Relationship.source_ref) == sid),
+            sa_select(*cols).where(*live_rel, col(Relationship.target_ref) == sid),
         )
-    ]
+    ).all()
+    briefs = _briefs(
+        session, release_id=rid, refs=[dst if src == sid else src for _t, src, dst, _d in rels]
+    )
+    parent = revoked_by = None
+    by_type: dict[str, list[tuple[str, Brief]]] = {}
+    for rtype, src, dst, desc in rels:
+        if src == sid:
+            if rtype == "subtechnique-of":
+                parent = briefs.get(dst)
+            elif rtype == "revoked-by":
+                revoked_by = briefs.get(dst)
+        elif (o := briefs.get(src)) is not None and o.live:
+            by_type.setdefault(rtype, []).append((desc, o))
+
+    uses = [o for _, o in by_type.get("uses", [])]
+    campaigns = [o for o in uses if o.kind == "campaign"]
+    groups = [o for o in uses if o.kind == "group"]
+    if campaigns:
+        attributed = (
+            session.execute(
+                sa_select(col(Relationship.target_ref)).where(
+                    col(Relationship.release_id) == rid,
+                    col(Relationship.relationship_type) == "attributed-to",
+                    col(Relationship.source_ref).in_([c.stix_id for c in campaigns]),
+                    col(Relationship.revoked).is_(False),
+                )
+            )
+            .scalars()
+            .all()
+        )
+        groups += [
+            b
+            for b in _briefs(session, release_id=rid, refs=attributed).values()
+            if b.kind == "group" and b.live
+        ]
     mitigations = sorted(
         (
-            RelatedRef(id=o.attack_id, name=o.name, description=r.description)
-            for r, o in by_type.get("mitigates", [])
+            RelatedRef(id=o.attack_id, name=o.name, description=desc)
+            for desc, o in by_type.get("mitigates", [])
             if o.kind == "mitigation"
         ),
         key=lambda m: m.id or "",
@@ -269,20 +312,20 @@ def get_technique_page(
         version=release.version,
         revoked=tech.revoked,
         deprecated=tech.deprecated,
-        revoked_by=_ref(revoked_by) if revoked_by else None,
+        revoked_by=_brief_ref(revoked_by) if revoked_by else None,
         tactics=[p["phase_name"] for p in data.get("kill_chain_phases") or ()],
         platforms=tech.platforms,
         is_subtechnique=bool(data.get("is_subtechnique")),
-        parent=_ref(parent) if parent else None,
-        subtechniques=_sorted_refs(o for _, o in by_type.get("subtechnique-of", [])),
+        parent=_brief_ref(parent) if parent else None,
+        subtechniques=_sorted_briefs(o for _, o in by_type.get("subtechnique-of", [])),
         detection=data.get("detection") or "",
         data_sources=list(data.get("data_sources") or ()),
         mitigations=mitigations,
         data_components=components,
         detection_strategies=strategies,
-        groups=_sorted_refs(groups),
-        software=_sorted_refs(o for _, o in uses if o.kind == "software"),
-        campaigns=_sorted_refs(campaigns),
+        groups=_sorted_briefs(groups),
+        software=_sorted_briefs(o for o in uses if o.kind == "software"),
+        campaigns=_sorted_briefs(campaigns),
     )
 
 
@@ -291,38 +334,44 @@ def _detection(
     *,
     release_id: int,
     technique: AttackObject,
-    detects: list[tuple[Relationship, AttackObject]],
+    detects: list[tuple[str, Brief]],
 ) -> tuple[list[DetectionStrategyRead], list[DataComponentLink]]:
     """Both detection models; the derived data components come from the ingest-time links."""
-    strategies = [o for _, o in detects if o.kind == "detection_strategy"]
-    analytic_refs = [a for s in strategies for a in s.data.get("analytic_refs") or ()]
-    links = session.exec(
-        select(TechniqueDataComponent).where(
-            TechniqueDataComponent.release_id == release_id,
-            TechniqueDataComponent.technique_ref == technique.stix_id,
+    links = session.execute(
+        sa_select(
+            col(TechniqueDataComponent.data_component_ref), col(TechniqueDataComponent.analytic_ref)
+        ).where(
+            col(TechniqueDataComponent.release_id) == release_id,
+            col(TechniqueDataComponent.technique_ref) == technique.stix_id,
         )
     ).all()
-    analytics = objects_by_stix_id(session, release_id=release_id, stix_ids=analytic_refs)
-    dc_refs = {link.data_component_ref for link in links}
-    for an in analytics.values():
-        dc_refs.update(
-            ref.get("x_mitre_data_component_ref", "")
-            for ref in an.data.get("log_source_references") or ()
-        )
-    components = objects_by_stix_id(session, release_id=release_id, stix_ids=dc_refs)
-    sources = objects_by_stix_id(
+    strategy_refs = [o.stix_id for _, o in detects if o.kind == "detection_strategy"]
+    dc_refs = {dc for dc, _a in links}
+    detail = objects_by_stix_id(
         session,
         release_id=release_id,
-        stix_ids=[c.data.get("data_source_ref") or "" for c in components.values()],
+        stix_ids=[*strategy_refs, *dc_refs, *(a for _dc, a in links if a)],
     )
-    text_of = {o.stix_id: r.description for r, o in detects if o.kind == "data_component"}
-
+    missing = [
+        a
+        for r in strategy_refs
+        if r in detail
+        for a in detail[r].data.get("analytic_refs") or ()
+        if a not in detail
+    ]
+    if missing:  # analytics that name no data component have no link row
+        detail.update(objects_by_stix_id(session, release_id=release_id, stix_ids=missing))
+    sources: dict[str, AttackObject] = {}
+    if not strategy_refs:  # ≤ 17: data components belong to data sources
+        sources = objects_by_stix_id(
+            session,
+            release_id=release_id,
+            stix_ids=[detail[d].data.get("data_source_ref") or "" for d in dc_refs if d in detail],
+        )
+    text_of = {o.stix_id: desc for desc, o in detects if o.kind == "data_component"}
     comp_links: list[DataComponentLink] = []
-    for ref in sorted(
-        {link.data_component_ref for link in links},
-        key=lambda x: components[x].name if x in components else x,
-    ):
-        c = components.get(ref)
+    for ref in sorted(dc_refs, key=lambda x: detail[x].name if x in detail else x):
+        c = detail.get(ref)
         if c is None:
             continue
         ds = sources.get(c.data.get("data_source_ref") or "")
@@ -335,10 +384,12 @@ def _detection(
             )
         )
     reads = []
-    for s in sorted(strategies, key=lambda s: s.attack_id or ""):
+    for s in sorted(
+        (detail[r] for r in strategy_refs if r in detail), key=lambda s: s.attack_id or ""
+    ):
         items = []
         for aref in s.data.get("analytic_refs") or ():
-            a = analytics.get(aref)
+            a = detail.get(aref)
             if a is None:
                 continue
             items.append(
@@ -349,8 +400,8 @@ def _detection(
                     description=a.description,
                     log_sources=[
                         LogSource(
-                            data_component=_ref(components[dc])
-                            if (dc := ls.get("x_mitre_data_component_ref", "")) in components
+                            data_component=_ref(detail[dc])
+                            if (dc := ls.get("x_mitre_data_component_ref", "")) in detail
                             else None,
                             name=ls.get("name", ""),
                             channel=ls.get("channel", ""),
@@ -639,7 +690,23 @@ class TechniqueIndex:
         return sorted(k for k, v in self.techniques.items() if v.status == "active")
 
 
+_index_cache: BoundedCache[TechniqueIndex] = BoundedCache()
+_analytics_cache: BoundedCache[dict[str, list[tuple[str, list[tuple[str, str]]]]]] = BoundedCache()
+
+
+def release_key(release: Release) -> tuple[int, str]:
+    """Cache key of a release's derived data: a re-ingest gets a new id and load time."""
+    return (release.id or 0, str(release.loaded_at))
+
+
 def technique_index(session: Session, *, release: Release) -> TechniqueIndex:
+    """Every technique of a release with its state; built once per loaded release."""
+    return _index_cache.get_or_make(
+        release_key(release), lambda: _build_technique_index(session, release)
+    )
+
+
+def _build_technique_index(session: Session, release: Release) -> TechniqueIndex:
     rid = release.id or 0
     rows = session.exec(
         select(AttackObject).where(AttackObject.release_id == rid, AttackObject.kind == "technique")
@@ -695,6 +762,14 @@ def analytics_by_technique(
     session: Session, *, release: Release
 ) -> dict[str, list[tuple[str, list[tuple[str, str]]]]]:
     """Technique id → its analytics (18+): (analytic id, [(log source name, channel)])."""
+    return _analytics_cache.get_or_make(
+        release_key(release), lambda: _build_analytics(session, release)
+    )
+
+
+def _build_analytics(
+    session: Session, release: Release
+) -> dict[str, list[tuple[str, list[tuple[str, str]]]]]:
     rid = release.id or 0
     objs = {
         o.stix_id: o

@@ -14,11 +14,14 @@ from app.api.deps import (
     QText,
     SessionDep,
     SettingsDep,
+    WriteAccess,
 )
 from app.attack.models import TechniquePage
 from app.catalog import service as catalog_service
+from app.catalog import upgrade as catalog_upgrade
 from app.catalog.models import CatalogRead, RuleRead
 from app.catalog.source import source_from_bytes
+from app.catalog.upgrade import UpgradeReport
 from app.core.errors import Location, TooLarge
 from app.core.pages import Page
 
@@ -26,19 +29,27 @@ router = APIRouter()
 NamePath = Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
-@router.get("/techniques/{attack_id}", tags=["techniques"])
+@router.get("/techniques/{attack_id}", tags=["techniques"], response_model=TechniquePage)
 def get_technique(
     session: SessionDep,
     releases: LookupReleasesDep,
     attack_id: IdPath,
     catalog: CatalogsQuery = None,
-) -> TechniquePage:
-    return catalog_service.get_technique_page(
+) -> Response:
+    """The technique page. Serialised once by its own model (the hot read path skips FastAPI's
+    second validation of an already-validated model)."""
+    page = catalog_service.get_technique_page(
         session, releases=releases, attack_id=attack_id, catalogs=catalog
     )
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
-@router.post("/catalogs", tags=["catalogs"], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/catalogs",
+    tags=["catalogs"],
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[WriteAccess],
+)
 async def import_catalog(
     request: Request,
     settings: SettingsDep,
@@ -53,6 +64,7 @@ async def import_catalog(
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise TooLarge(f"upload exceeds the limit of {limit} bytes", Location(file=file.filename))
+    request.state.audit_target = name or file.filename or "upload"
     source = source_from_bytes(file.filename or "upload", data, settings.limits)
     result = catalog_service.import_catalog(
         request.app.state.engine,
@@ -63,6 +75,7 @@ async def import_catalog(
         domain=domain,
         version=version,
     )
+    request.state.audit_target = result.catalog.name
     return result.catalog
 
 
@@ -88,9 +101,29 @@ def export_catalog(
     )
 
 
-@router.delete("/catalogs/{name}", tags=["catalogs"], status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/catalogs/{name}",
+    tags=["catalogs"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[WriteAccess],
+)
 def delete_catalog(request: Request, name: NamePath) -> None:
     catalog_service.delete_catalog(request.app.state.engine, name=name)
+
+
+@router.post("/catalogs/{name}/upgrade", tags=["catalogs"], dependencies=[WriteAccess])
+def upgrade_catalog(
+    request: Request,
+    settings: SettingsDep,
+    name: NamePath,
+    to: Annotated[str, Query(max_length=20, pattern=r"^\d+\.\d+$", examples=["18.1"])],
+    domain: Annotated[str | None, Query(max_length=40)] = None,
+) -> UpgradeReport:
+    """Rewrite the catalog's mappings to release `to`, keeping each pre-upgrade id as provenance."""
+    request.state.audit_target = name
+    return catalog_upgrade.upgrade_catalog(
+        request.app.state.engine, settings, name=name, domain=domain, version=to
+    )
 
 
 @router.get("/rules", tags=["rules"])

@@ -145,7 +145,7 @@ def import_catalog(
         validation = validate_catalog(parsed, index)
         links = [data_components_for(v.rule.log_sources, table) for v in validation.rules]
         linked = sum(1 for x in links if x)
-        analytics = _match_analytics(session, release, validation, table)
+        analytics = match_analytics(session, release, validation, table)
         with_analytic = sum(1 for x in analytics if x)
         report = {
             **validation.report,
@@ -191,7 +191,7 @@ def import_catalog(
     return ImportResult(catalog=read, replaced=existing is not None)
 
 
-def _match_analytics(
+def match_analytics(
     session: Session, release: Release, validation: Validation, table: LogSourceMap
 ) -> list[list[tuple[str, str]]]:
     """Per rule: (analytic, technique) pairs where an analytic of one of the rule's techniques
@@ -304,16 +304,6 @@ def write_rules(
             (catalog_id, pk[v.rule.rule_id], dc, key)
             for v, found in zip(validation.rules, links, strict=True)
             for dc, key in found
-        ],
-    )
-    bulk_insert(
-        conn,
-        "rule_analytic",
-        ("catalog_id", "rule_pk", "analytic", "technique"),
-        [
-            (catalog_id, pk[v.rule.rule_id], aid, tid)
-            for v, found in zip(validation.rules, analytics, strict=True)
-            for aid, tid in found
         ],
     )
     bulk_insert(
@@ -498,9 +488,20 @@ def rules_for_techniques(
     names = catalog_ids(session, catalogs)
     if not ids or not names:
         return {}
-    rows = session.exec(
-        select(RuleTechnique, Rule)
-        .join(Rule, col(Rule.id) == RuleTechnique.rule_pk)
+    rows = session.execute(
+        sa_select(
+            col(RuleTechnique.technique),
+            col(RuleTechnique.written),
+            col(RuleTechnique.outcome),
+            col(Rule.id),
+            col(Rule.catalog_id),
+            col(Rule.rule_id),
+            col(Rule.name),
+            col(Rule.title),
+            col(Rule.package),
+            col(Rule.enabled),
+        )
+        .join(Rule, col(Rule.id) == col(RuleTechnique.rule_pk))
         .where(
             col(RuleTechnique.catalog_id).in_(list(names)),
             col(RuleTechnique.technique).in_(ids),
@@ -509,29 +510,32 @@ def rules_for_techniques(
     ).all()
     out: dict[str, list[RuleRef]] = defaultdict(list)
     seen: set[tuple[str, int]] = set()
-    for m, r in sorted(rows, key=lambda x: (names[x[1].catalog_id], x[1].rule_id)):
-        key = (m.technique or "", r.id or 0)
+    for tech, written, outcome, pk, cid, rid, name, title, package, enabled in sorted(
+        rows, key=lambda x: (names[x[4]], x[5])
+    ):
+        key = (tech or "", pk or 0)
         if key in seen:
             continue
         seen.add(key)
-        out[m.technique or ""].append(
+        out[tech or ""].append(
             RuleRef(
-                catalog=names[r.catalog_id],
-                rule_id=r.rule_id,
-                name=r.name,
-                title=r.title,
-                package=r.package,
-                enabled=r.enabled,
-                mapped_as=m.written,
-                how="remapped" if m.outcome == "remapped" else "direct",
-                technique=m.technique or "",
+                catalog=names[cid],
+                rule_id=rid,
+                name=name,
+                title=title,
+                package=package,
+                enabled=enabled,
+                mapped_as=written,
+                how="remapped" if outcome == "remapped" else "direct",
+                technique=tech or "",
             )
         )
     return out
 
 
 def export_rows(session: Session, *, name: str) -> dict[str, Any]:
-    """The catalog as a canonical-format document (mappings as resolved, originals in notes)."""
+    """The catalog as a canonical-format document: mappings as resolved, and what the catalog
+    first wrote (before a remap or an upgrade) in each rule's `x-original-techniques`."""
     c = get_catalog_row(session, name=name)
     rules = _rule_reads(
         session,
@@ -550,6 +554,9 @@ def export_rows(session: Session, *, name: str) -> dict[str, Any]:
                 else m.written
             )
             techniques.append(f"{tid}@{m.tactic}" if m.tactic else tid)
+        originals = [
+            m.original or m.written for m in r.mappings if m.original or m.outcome == "remapped"
+        ]
         item: dict[str, Any] = {
             "id": r.rule_id,
             "name": r.name,
@@ -564,6 +571,7 @@ def export_rows(session: Session, *, name: str) -> dict[str, Any]:
             "status": r.status,
             "enabled": r.enabled,
             "references": r.references,
+            "x-original-techniques": list(dict.fromkeys(originals)),
         }
         doc_rules.append({k: v for k, v in item.items() if v not in (None, "", [])})
     doc: dict[str, Any] = {

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from app.cli.audit import audited
 from app.cli.common import echo_json, engine, progress, settings
 
 
@@ -16,6 +17,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
+@audited("ingest", "sources")
 def ingest(
     sources: Annotated[
         list[str], typer.Argument(help="bundle files (.json/.json.gz), folders or URLs")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from app.cli.audit import audited
 from app.cli.common import echo_json, engine, progress, settings
 
 app = typer.Typer(
@@ -15,6 +16,7 @@ app = typer.Typer(
 
 
 @app.command("import")
+@audited("catalog import", "name", "path")
 def import_(
     path: Annotated[str, typer.Argument(help="catalog file, folder of rules, or .tar.gz")],
     format: Annotated[
@@ -120,9 +122,30 @@ def export(
 
 
 @app.command("delete")
+@audited("catalog delete", "name")
 def delete(name: str) -> None:
     """Remove a catalog and its rules."""
     from app.catalog import service as catalog_service
 
     catalog_service.delete_catalog(engine(), name=name)
     typer.echo(f"deleted catalog {name}")
+
+
+@app.command("upgrade")
+@audited("catalog upgrade", "name")
+def upgrade(
+    name: str,
+    to: Annotated[str, typer.Option("--to", help="target ATT&CK release, e.g. 18.1")],
+    domain: Annotated[str | None, typer.Option(help="default: the catalog's domain")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Rewrite a catalog's mappings to another release; the old ids stay as provenance."""
+    from app.catalog.upgrade import upgrade_catalog
+    from app.cli.diff import print_upgrade_report
+
+    s = settings()
+    report = upgrade_catalog(engine(s), s, name=name, domain=domain, version=to)
+    if json_out:
+        echo_json(report)
+    else:
+        print_upgrade_report(report)

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from app.cli.audit import audited
 from app.cli.common import echo_json, engine, progress, settings
 
 
@@ -18,6 +19,7 @@ def register(app: typer.Typer) -> None:
     app.command("refresh")(refresh)
 
 
+@audited("refresh", "version", "domain")
 def refresh(
     index_url: Annotated[
         str | None,

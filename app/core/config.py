@@ -32,7 +32,6 @@ class Limits(BaseSettings):
     max_json_depth: int = 64
     max_rules: int = 200_000
     max_page: int = 1000
-    max_query_length: int = 200
 
 
 class CoverageWeights(BaseSettings):

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # httpx is imported when a download happens, not on every CLI start
+    import httpx
 
 from app.core.errors import InvalidInput, Location, TooLarge, Unavailable
 
@@ -28,6 +30,8 @@ def fetch(
     """GET `url` into memory; retry connection errors, timeouts and 5xx; refuse > max_bytes."""
     if not url.startswith(("http://", "https://")):
         raise InvalidInput("only http(s) URLs can be downloaded", Location(file=url))
+    import httpx
+
     own = client is None
     http = client or httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=True)
     last: str = ""

@@ -11,7 +11,6 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -21,6 +20,7 @@ from app.attack.models import AttackObject, Relationship, Release, TechniqueData
 from app.attack.service import TechniqueIndex
 from app.catalog import service as catalog_service
 from app.catalog.models import Catalog, Rule, RuleTechnique
+from app.core.cache import BoundedCache
 from app.core.config import CoverageWeights
 from app.core.errors import InvalidInput
 from app.core.pages import Page
@@ -38,8 +38,6 @@ from app.coverage.models import (
     TechniqueCoverage,
 )
 from app.coverage.scoring import rule_weight, score
-
-_CACHE_SIZE = 16
 
 
 @dataclass
@@ -65,20 +63,18 @@ class MappingRow:
     rule_pk: int
 
 
-_release_cache: dict[tuple[int, str], ReleaseFacts] = {}
-_catalog_cache: dict[tuple[int, str], list[MappingRow]] = {}
-
-
-def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(cache) >= _CACHE_SIZE:
-        cache.pop(next(iter(cache)))
-    cache[key] = value
+_release_cache: BoundedCache[ReleaseFacts] = BoundedCache()
+_catalog_cache: BoundedCache[list[MappingRow]] = BoundedCache(64)
 
 
 def release_facts(session: Session, *, release: Release) -> ReleaseFacts:
-    key = (release.id or 0, str(release.loaded_at))
-    if key in _release_cache:
-        return _release_cache[key]
+    """Threat users, data components and strategies per technique; once per loaded release."""
+    return _release_cache.get_or_make(
+        attack_service.release_key(release), lambda: _build_release_facts(session, release)
+    )
+
+
+def _build_release_facts(session: Session, release: Release) -> ReleaseFacts:
     rid = release.id or 0
     index = attack_service.technique_index(session, release=release)
     objs = session.execute(
@@ -173,16 +169,20 @@ def release_facts(session: Session, *, release: Release) -> ReleaseFacts:
         for ids in kinds.values():
             for uid in ids:
                 facts.technique_users.setdefault(uid, set()).add(tid)
-    _remember(_release_cache, key, facts)
     return facts
 
 
 def catalog_mappings(
     session: Session, *, catalog: Catalog, weights: CoverageWeights
 ) -> list[MappingRow]:
+    """A catalog's counted mappings with their rule weights; once per import and weight set."""
     key = (catalog.id or 0, f"{catalog.imported_at}|{weights.model_dump_json()}")
-    if key in _catalog_cache:
-        return _catalog_cache[key]
+    return _catalog_cache.get_or_make(key, lambda: _load_mappings(session, catalog, weights))
+
+
+def _load_mappings(
+    session: Session, catalog: Catalog, weights: CoverageWeights
+) -> list[MappingRow]:
     rows = session.execute(
         sa_select(
             col(RuleTechnique.technique),
@@ -209,7 +209,6 @@ def catalog_mappings(
         )
         for t, tac, o, en, st, sev, pk in rows
     ]
-    _remember(_catalog_cache, key, out)
     return out
 
 

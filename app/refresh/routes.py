@@ -1,17 +1,20 @@
-"""Admin trigger for a refresh: thin — parse the request, call the service, return its report.
+"""Admin trigger for a refresh, and the release diff: thin — parse, call one service, return.
 
 The route is synchronous, so FastAPI runs it in a worker thread and a slow download does not stall
-the event loop. Protection (admin token) is applied where the router is mounted.
+the event loop. A refresh changes the knowledge base, so it needs a write token (WriteAccess).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field
 
+from app.api.deps import CatalogsQuery, SessionDep, SettingsDep, WriteAccess
+from app.refresh import diffing
 from app.refresh import service as refresh_service
+from app.refresh.models import ReleaseDiff
 from app.refresh.service import RefreshReport
 
 router = APIRouter()
@@ -27,7 +30,7 @@ class RefreshRequest(BaseModel):
     dry_run: bool = False
 
 
-@router.post("/refresh", tags=["refresh"])
+@router.post("/refresh", tags=["refresh"], dependencies=[WriteAccess])
 def refresh(
     request: Request, body: Annotated[RefreshRequest | None, Body()] = None
 ) -> RefreshReport:
@@ -38,4 +41,29 @@ def refresh(
         domains=params.domains,
         version=params.version,
         dry_run=params.dry_run,
+    )
+
+
+VERSION = r"^\d+\.\d+$"
+
+
+@router.get("/releases/diff", tags=["releases"])
+def release_diff(
+    session: SessionDep,
+    settings: SettingsDep,
+    from_: Annotated[str, Query(alias="from", max_length=20, pattern=VERSION, examples=["17.1"])],
+    to: Annotated[str, Query(max_length=20, pattern=VERSION, examples=["18.1"])],
+    domain: Annotated[str, Query(max_length=40)] = "enterprise",
+    catalog: CatalogsQuery = None,
+    text: Annotated[bool, Query(description="include full old and new descriptions")] = False,
+) -> ReleaseDiff:
+    """What changed between two loaded releases of a domain, and what it does to each catalog."""
+    return diffing.release_diff(
+        session,
+        domain=domain,
+        from_version=from_,
+        to_version=to,
+        catalogs=catalog,
+        with_text=text,
+        weights=settings.coverage,
     )

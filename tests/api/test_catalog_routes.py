@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from app.auth.service import create_token
 from app.core.config import Settings
 from app.main import create_app
 from tests.catalog import rawcatalogs
@@ -17,6 +18,10 @@ from tests.catalog import rawcatalogs
 @pytest.fixture
 def client(catalog_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(catalog_settings)) as c:
+        _, token = create_token(
+            c.app.state.engine, catalog_settings, name="test-writer", scopes=["write"]
+        )
+        c.headers["Authorization"] = f"Bearer {token}"  # uploads and deletes need a write token
         yield c
 
 

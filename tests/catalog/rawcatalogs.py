@@ -56,3 +56,19 @@ def _fold(written: str) -> str:
     """'https://attack.mitre.org/techniques/T1486/' → 'T1486' (XP rules write URLs too)."""
     m = re.search(r"T(\d{4})(?:[./](\d{3}))?", written.upper())
     return (f"T{m.group(1)}" + (f".{m.group(2)}" if m.group(2) else "")) if m else written
+
+
+STATUS = re.compile(r"^status:\s*['\"]?([A-Za-z_-]+)", re.MULTILINE)
+
+
+@lru_cache(maxsize=4)
+def sigma_status(tarball: str) -> dict[str, str | None]:
+    """path → the rule's top-level `status:` (None when absent)."""
+    out: dict[str, str | None] = {}
+    with tarfile.open(CATALOG_DIR / tarball) as tar:
+        for m in tar:
+            if m.isfile() and m.name.endswith(".yml") and m.name.startswith(SIGMA_TOPS):
+                text = tar.extractfile(m).read().decode("utf-8")  # type: ignore[union-attr]
+                found = STATUS.search(text)
+                out[m.name] = found.group(1).lower() if found else None
+    return out

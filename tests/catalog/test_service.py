@@ -253,3 +253,17 @@ def test_export_round_trips_through_the_canonical_importer(
             assert sorted(m.technique or "" for m in got.mappings if m.outcome == "ok") == sorted(
                 m.technique or "" for m in r.mappings if m.outcome == "ok"
             )
+
+
+def test_rule_links_are_stored_once(catalog_engine: Engine) -> None:
+    """Each (rule, analytic, technique) and (rule, data component, log source) is one row."""
+    with catalog_engine.connect() as conn:
+        for table, cols in (
+            ("rule_analytic", "rule_pk, analytic, technique"),
+            ("rule_data_component", "rule_pk, data_component, log_source"),
+        ):
+            total = conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar()
+            distinct = conn.exec_driver_sql(
+                f"SELECT count(*) FROM (SELECT DISTINCT {cols} FROM {table})"
+            ).scalar()
+            assert total == distinct > 0

@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from app.attack.models import AttackObject, Relationship, Release
+from app.auth.service import create_token
 from app.cli import refresh as refresh_cli
 from app.core.config import Settings, get_settings
 from app.core.db import init_db, make_engine
@@ -431,6 +432,9 @@ def test_route_runs_the_service(server: Server, index_file: Path, tmp_path: Path
     app = create_app(make_settings(tmp_path, attack_source=server.url("/index.json")))
     app.include_router(router)
     with TestClient(app) as client:
+        assert client.post("/refresh").status_code == 401  # a refresh is a write
+        _, token = create_token(app.state.engine, app.state.settings, name="t", scopes=["write"])
+        client.headers["Authorization"] = f"Bearer {token}"
         dry = client.post("/refresh", json={"domains": ["ics"], "dry_run": True})
         assert dry.status_code == 200, dry.text
         assert dry.json()["summary"] == "dry run: would fetch ics 18.1"

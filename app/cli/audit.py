@@ -1,0 +1,89 @@
+"""`@audited(action, *target_params)`: an audit event for every CLI command that changes state.
+
+The CLI counterpart of the API's AuditWrites middleware: one decorator line on a command, and its
+run is recorded as actor "cli:<os user>", with the command's plain arguments as detail and outcome
+ok or error. Local access to the database is the trust boundary for the CLI, so this is a record,
+not a check. A failure to record is one warning line; it never hides the command's own outcome.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+
+from app.core.errors import KbmapError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _plain(value: Any) -> Any:
+    """Arguments worth keeping: strings, numbers, flags, paths and lists of them."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return type(value).__name__
+
+
+def _target(kwargs: dict[str, Any], params: tuple[str, ...]) -> str:
+    for name in params:
+        value = kwargs.get(name)
+        if value:
+            return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+    return ""
+
+
+def record(action: str, target: str, outcome: str, detail: dict[str, Any]) -> None:
+    """Write one event as the local user; warn on stderr (never raise) when it cannot be."""
+    from app.auth import service as auth_service
+    from app.cli.common import engine, settings
+
+    try:
+        eng = engine(settings())
+        try:
+            auth_service.record_event(
+                eng,
+                actor=auth_service.local_actor(),
+                action=action,
+                target=target,
+                outcome=outcome,
+                detail=detail,
+            )
+        finally:
+            eng.dispose()
+    except Exception as exc:
+        typer.echo(f"kbmap: warning: audit event not recorded ({type(exc).__name__})", err=True)
+
+
+def audited(action: str, *target_params: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Record each run of the command; the target is the first non-empty of `target_params`."""
+
+    def wrap(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            detail: dict[str, Any] = {"arguments": {k: _plain(v) for k, v in kwargs.items()}}
+            target = _target(kwargs, target_params)
+            try:
+                result = func(*args, **kwargs)
+            except typer.Exit as exc:
+                record(action, target, "ok" if exc.exit_code == 0 else "error", detail)
+                raise
+            except KbmapError as exc:
+                record(action, target, "error", {**detail, "error": str(exc)[:500]})
+                raise
+            except BaseException as exc:
+                record(action, target, "error", {**detail, "error": type(exc).__name__})
+                raise
+            record(action, target, "ok", detail)
+            return result
+
+        return run
+
+    return wrap

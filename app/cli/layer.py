@@ -1,0 +1,155 @@
+"""Layer commands: `kbmap layer <kind> [filters] -o FILE [--svg|--xlsx]`, `kbmap layer import`.
+
+Every kind takes the same filters as the API (`GET /api/v1/layers/{kind}`); options a kind does
+not use are ignored. Without -o the JSON (or SVG) goes to stdout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from app.cli.audit import audited
+from app.cli.common import engine, settings
+
+if TYPE_CHECKING:  # the service stack loads inside commands, so `kbmap` starts fast
+    from app.layer.service import Kind
+
+HELP: dict[Kind, str] = {
+    "coverage": "Coverage layer: score per covered technique, covering rules in metadata.",
+    "gaps": "Gaps layer: every uncovered or weak technique, scored by gap priority.",
+    "threat": "Threat layer: techniques --groups use, covered or not; the rest disabled.",
+    "telemetry": "Telemetry layer: rules against --collected data components (4 colours).",
+    "compare": "Compare layer: techniques covered by --a only, --b only, both or neither.",
+    "diff": "Diff layer: techniques added, changed or replacing revoked ones, --from → --to.",
+}
+
+Catalogs = Annotated[list[str] | None, typer.Option("--catalog", "-c", help="catalog (repeatable)")]
+Platforms = Annotated[
+    list[str] | None, typer.Option("--platform", "-p", help="platform (repeatable)")
+]
+Tactics = Annotated[list[str] | None, typer.Option("--tactic", "-t", help="tactic shortname")]
+Groups = Annotated[
+    list[str] | None, typer.Option("--groups", "-g", help="G/S/C ids, comma-separated")
+]
+Names = Annotated[list[str] | None, typer.Option(help="repeatable or comma-separated")]
+Release = Annotated[str | None, typer.Option(help="ATT&CK release, e.g. 18.1")]
+Output = Annotated[Path | None, typer.Option("--output", "-o", help="file to write")]
+
+
+def register(root: typer.Typer) -> None:
+    app = typer.Typer(help="ATT&CK Navigator layers and matrix pictures.", no_args_is_help=True)
+    for kind, text in HELP.items():
+        app.command(kind, help=text)(_layer_command(kind))
+    app.command("import")(import_layer)
+    root.add_typer(app, name="layer")
+
+
+def _layer_command(kind: Kind) -> Callable[..., None]:
+    def command(
+        catalog: Catalogs = None,
+        platform: Platforms = None,
+        tactic: Tactics = None,
+        groups: Groups = None,
+        domain: Annotated[str | None, typer.Option(help="enterprise, mobile or ics")] = None,
+        version: Release = None,
+        collected: Names = None,
+        a: Names = None,
+        b: Names = None,
+        from_version: Annotated[
+            str | None, typer.Option("--from", help="diff: older release")
+        ] = None,
+        to: Annotated[str | None, typer.Option(help="diff: newer release")] = None,
+        min_score: Annotated[float, typer.Option(min=0, max=100)] = 0.0,
+        split_platform: Annotated[
+            bool, typer.Option("--split-platform", help="one layer per platform, in one file")
+        ] = False,
+        output: Output = None,
+        svg: Annotated[bool, typer.Option("--svg", help="write the matrix as SVG")] = False,
+        xlsx: Annotated[bool, typer.Option("--xlsx", help="write the matrix as XLSX")] = False,
+        base_url: Annotated[
+            str | None, typer.Option(help="where layer links point (default: host and port)")
+        ] = None,
+    ) -> None:
+        from sqlmodel import Session
+
+        from app.attack import service as attack_service
+        from app.coverage import service as coverage_service
+        from app.layer import service as layer_service
+        from app.layer.service import LayerRequest
+
+        if svg and xlsx:
+            raise typer.BadParameter("choose one of --svg and --xlsx")
+        if xlsx and output is None:
+            raise typer.BadParameter("--xlsx needs --output FILE")
+        s = settings()
+        req = LayerRequest(
+            kind=kind,
+            base_url=base_url or f"http://{s.host}:{s.port}",
+            collected=collected or [],
+            a=a or [],
+            b=b or [],
+            from_version=from_version,
+            to_version=to,
+            min_score=min_score,
+            split="platform" if split_platform else None,
+        )
+        with Session(engine(s)) as session:
+            release = attack_service.get_release(session, domain=domain, version=version)
+            scope = coverage_service.make_scope(
+                session,
+                release=release,
+                catalogs=catalog,
+                platforms=platform,
+                tactics=tactic,
+                threat=groups,
+            )
+            if svg or xlsx:
+                content, _media, _name = layer_service.render_layer(
+                    session, scope=scope, req=req, weights=s.coverage, fmt="svg" if svg else "xlsx"
+                )
+            else:
+                content, _name = layer_service.layer_file(
+                    session, scope=scope, req=req, weights=s.coverage
+                )
+        if output is None:
+            typer.echo(content.decode())
+            return
+        output.write_bytes(content)
+        typer.echo(f"wrote {output} ({len(content)} bytes)")
+
+    command.__doc__ = HELP[kind]
+    return command
+
+
+@audited("layer import", "name", "path")
+def import_layer(
+    path: Annotated[Path, typer.Argument(help="Navigator layer file (one layer or a list)")],
+    name: Annotated[str, typer.Option("--name", "-n", help="catalog name to create or replace")],
+    domain: Annotated[str | None, typer.Option(help="override the layer's domain")] = None,
+    version: Release = None,
+) -> None:
+    """Import a Navigator layer as a catalog: one rule per scored or annotated technique entry.
+
+    An actor layer imported this way can be compared with your rules:
+    `kbmap coverage --a <name> --b <your catalog>`.
+    """
+    from app.core.errors import Location, NotFound
+    from app.core.limits import read_stream_bounded
+    from app.layer import service as layer_service
+
+    s = settings()
+    if not path.is_file():
+        raise NotFound("no such file", Location(file=str(path)))
+    with open(path, "rb") as fh:
+        data = read_stream_bounded(fh, limit=s.limits.max_upload_bytes, name=str(path))
+    catalog = layer_service.import_layer(
+        engine(s), s, data=data, filename=str(path), name=name, domain=domain, version=version
+    )
+    typer.echo(
+        f"catalog {catalog.name}: {catalog.rule_count} rules against ATT&CK "
+        f"{catalog.domain} {catalog.attack_version}"
+    )

@@ -1,0 +1,149 @@
+"""Layer routes: Navigator layers as downloads, the same layer as SVG or XLSX, layer import.
+
+The picture routes are declared before `/layers/{kind}`, which would otherwise claim
+`coverage.svg` as a kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Form, Query, Request, Response, UploadFile, status
+
+from app.api.deps import SessionDep, SettingsDep, WriteAccess
+from app.catalog.models import CatalogRead
+from app.core.errors import Location, TooLarge
+from app.coverage.routes import ScopeDep
+from app.layer import service as layer_service
+from app.layer.navigator import Layer
+from app.layer.service import Kind, LayerRequest
+
+router = APIRouter(prefix="/layers", tags=["layers"])
+
+
+def get_layer_request(
+    request: Request,
+    kind: Kind,
+    collected: Annotated[
+        list[str] | None,
+        Query(max_length=100, description="telemetry, gaps: data components you collect"),
+    ] = None,
+    a: Annotated[list[str] | None, Query(max_length=20, description="compare: side A")] = None,
+    b: Annotated[list[str] | None, Query(max_length=20, description="compare: side B")] = None,
+    from_version: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            max_length=20,
+            pattern=r"^\d+\.\d+$",
+            description="diff: older release (default: the one before `to`)",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        Query(max_length=20, pattern=r"^\d+\.\d+$", description="diff: newer release"),
+    ] = None,
+    min_score: Annotated[
+        float,
+        Query(ge=0, le=100, description="coverage: lowest score shown; gaps: weak below it"),
+    ] = 0.0,
+) -> LayerRequest:
+    """Everything a layer asks beyond the coverage scope; links point back at this server."""
+    return LayerRequest(
+        kind=kind,
+        base_url=str(request.base_url),
+        collected=collected or [],
+        a=a or [],
+        b=b or [],
+        from_version=from_version,
+        to_version=to,
+        min_score=min_score,
+    )
+
+
+LayerRequestDep = Annotated[LayerRequest, Depends(get_layer_request)]
+
+
+def _attachment(content: bytes, media: str, filename: str) -> Response:
+    return Response(
+        content,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/{kind}.svg", response_class=Response)
+def layer_svg(
+    session: SessionDep, settings: SettingsDep, scope: ScopeDep, req: LayerRequestDep
+) -> Response:
+    """The layer as a matrix heat map (tactic columns in matrix order)."""
+    content, media, name = layer_service.render_layer(
+        session, scope=scope, req=req, weights=settings.coverage, fmt="svg"
+    )
+    return _attachment(content, media, name)
+
+
+@router.get("/{kind}.xlsx", response_class=Response)
+def layer_xlsx(
+    session: SessionDep, settings: SettingsDep, scope: ScopeDep, req: LayerRequestDep
+) -> Response:
+    """The layer as a workbook: coloured matrix, one row per entry, legend."""
+    content, media, name = layer_service.render_layer(
+        session, scope=scope, req=req, weights=settings.coverage, fmt="xlsx"
+    )
+    return _attachment(content, media, name)
+
+
+@router.get(
+    "/{kind}",
+    response_class=Response,
+    responses={200: {"model": Layer, "description": "a Navigator 4.5 layer (a list when split)"}},
+)
+def get_layer(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: ScopeDep,
+    req: LayerRequestDep,
+    split: Annotated[
+        Literal["platform"] | None, Query(description="one layer per platform, in one file")
+    ] = None,
+) -> Response:
+    """An ATT&CK Navigator layer of coverage, gaps, a threat, telemetry, a comparison or a diff."""
+    content, name = layer_service.layer_file(
+        session,
+        scope=scope,
+        req=dataclasses.replace(req, split=split),
+        weights=settings.coverage,
+    )
+    return _attachment(content, "application/json", name)
+
+
+@router.post("/import", status_code=status.HTTP_201_CREATED, dependencies=[WriteAccess])
+async def import_layer(
+    request: Request,
+    settings: SettingsDep,
+    file: UploadFile,
+    name: Annotated[str, Form(max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")],
+    domain: Annotated[str | None, Form(max_length=40)] = None,
+    version: Annotated[str | None, Form(max_length=20, pattern=r"^\d+\.\d+$")] = None,
+) -> CatalogRead:
+    """A Navigator layer (one or a list) becomes the catalog `name`, replacing a same-named one.
+
+    An actor layer imported this way is a catalog like any other: compare it with your rules
+    through `/coverage/compare?a=<actor layer>&b=<your catalogs>`.
+    """
+    limit = settings.limits.max_upload_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"upload exceeds the limit of {limit} bytes", Location(file=file.filename))
+    request.state.audit_target = name
+    return layer_service.import_layer(
+        request.app.state.engine,
+        settings,
+        data=data,
+        filename=file.filename or "layer.json",
+        name=name,
+        domain=domain,
+        version=version,
+    )

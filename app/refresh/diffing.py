@@ -1,0 +1,191 @@
+"""Release diff queries: read two releases and the catalogs' mappings, hand them to `diff.py`.
+
+Read-only (no transaction needed): the diff itself is pure; this module only loads what it
+compares and asks the coverage service for each catalog's covered counts on both releases, so
+"coverage before vs after" is the same number `kbmap coverage --version X` prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from app.attack import service as attack_service
+from app.attack.models import AttackObject, Relationship, Release
+from app.catalog import service as catalog_service
+from app.catalog.models import Catalog, Rule, RuleTechnique
+from app.catalog.validate import fold_technique
+from app.core.config import CoverageWeights
+from app.coverage import service as coverage_service
+from app.coverage.models import Count, CoverageSummary, GroupCount
+from app.refresh.diff import (
+    VIEW_KINDS,
+    MappingRow,
+    ReleaseView,
+    build_view,
+    diff_releases,
+    stale_mappings,
+)
+from app.refresh.models import CatalogImpact, ReleaseDiff, TacticCoverage
+
+STRUCTURE = ("revoked-by", "subtechnique-of")
+
+
+def load_view(session: Session, *, release: Release) -> ReleaseView:
+    """The objects and structural relationships of one release, as the pure diff reads them."""
+    rid = release.id or 0
+    objects = session.exec(
+        select(AttackObject).where(
+            AttackObject.release_id == rid, col(AttackObject.kind).in_(VIEW_KINDS)
+        )
+    ).all()
+    rels = session.execute(
+        sa_select(
+            col(Relationship.relationship_type),
+            col(Relationship.source_ref),
+            col(Relationship.target_ref),
+            col(Relationship.revoked),
+            col(Relationship.deprecated),
+        ).where(
+            col(Relationship.release_id) == rid,
+            col(Relationship.relationship_type).in_(STRUCTURE),
+        )
+    ).all()
+    # revoked-by counts whatever its own flags say (as the technique index does); a revoked or
+    # deprecated subtechnique-of no longer makes a parent
+    live = [(t, s, d) for t, s, d, rev, dep in rels if t == "revoked-by" or not (rev or dep)]
+    return build_view(
+        domain=release.domain,
+        version=release.version,
+        detection_model=release.detection_model,
+        objects=objects,
+        relationships=live,
+    )
+
+
+def release_diff(
+    session: Session,
+    *,
+    domain: str,
+    from_version: str,
+    to_version: str,
+    catalogs: Sequence[str] | None = None,
+    with_text: bool = False,
+    weights: CoverageWeights | None = None,
+) -> ReleaseDiff:
+    """What changed from one release to another, and the impact on catalogs.
+
+    `catalogs=None` means every catalog validated against this domain; named catalogs are taken
+    as named (NotFound for unknown names). `weights` should be `settings.coverage`; without it the
+    code defaults apply (environment overrides are read only where settings are built).
+    """
+    before = attack_service.get_release(session, domain=domain, version=from_version)
+    after = attack_service.get_release(session, domain=domain, version=to_version)
+    bv = load_view(session, release=before)
+    av = load_view(session, release=after)
+    result = diff_releases(bv, av, with_text=with_text)
+    w = weights if weights is not None else CoverageWeights.model_construct()
+    for cat in _catalogs(session, names=catalogs, domain=before.domain):
+        result.catalogs.append(
+            catalog_impact(session, catalog=cat, before=before, after=after, views=(bv, av), w=w)
+        )
+    return result
+
+
+def _catalogs(session: Session, *, names: Sequence[str] | None, domain: str) -> list[Catalog]:
+    ids = catalog_service.catalog_ids(session, names)
+    rows = session.exec(select(Catalog).where(col(Catalog.id).in_(list(ids)))).all() if ids else []
+    if not names:
+        rows = [c for c in rows if c.domain == domain]
+    return sorted(rows, key=lambda c: c.name)
+
+
+def mapping_rows(session: Session, *, catalog: Catalog) -> list[MappingRow]:
+    rows = session.execute(
+        sa_select(
+            col(Rule.rule_id),
+            col(Rule.name),
+            col(Rule.title),
+            col(RuleTechnique.written),
+            col(RuleTechnique.technique),
+        )
+        .join(Rule, col(Rule.id) == col(RuleTechnique.rule_pk))
+        .where(col(RuleTechnique.catalog_id) == catalog.id)
+        .order_by(col(Rule.rule_id), col(RuleTechnique.id))
+    ).all()
+    return [
+        MappingRow(
+            rule_id=rule_id,
+            rule_name=name or title,
+            written=written,
+            written_id=fold_technique(written)[0],
+            technique=technique,
+        )
+        for rule_id, name, title, written, technique in rows
+    ]
+
+
+def catalog_impact(
+    session: Session,
+    *,
+    catalog: Catalog,
+    before: Release,
+    after: Release,
+    views: tuple[ReleaseView, ReleaseView],
+    w: CoverageWeights,
+) -> CatalogImpact:
+    stale = stale_mappings(mapping_rows(session, catalog=catalog), *views)
+    cov_before = _summary(session, release=before, catalog=catalog.name, w=w)
+    cov_after = _summary(session, release=after, catalog=catalog.name, w=w)
+    return CatalogImpact(
+        catalog=catalog.name,
+        validated_against=f"{catalog.domain} {catalog.attack_version}",
+        rules=catalog.rule_count,
+        stale_rules=len({s.rule_id for s in stale}),
+        stale_mappings=len(stale),
+        with_suggestion=sum(1 for s in stale if s.suggested),
+        without_suggestion=sum(1 for s in stale if not s.suggested),
+        stale=stale,
+        coverage_before=cov_before.all,
+        coverage_after=cov_after.all,
+        by_tactic=_by_tactic(cov_before, cov_after),
+    )
+
+
+def _summary(
+    session: Session, *, release: Release, catalog: str, w: CoverageWeights
+) -> CoverageSummary:
+    scope = coverage_service.make_scope(session, release=release, catalogs=[catalog])
+    return coverage_service.summary(session, scope=scope, weights=w)
+
+
+def _by_tactic(before: CoverageSummary, after: CoverageSummary) -> list[TacticCoverage]:
+    """Tactics of both releases: the `before` order, with new tactics placed after the tactic
+    that precedes them in the `after` matrix (so a split tactic's heirs sit beside it)."""
+    b = {g.key: g for g in before.by_tactic}
+    a = {g.key: g for g in after.by_tactic}
+    order = list(b)
+    after_order = list(a)
+    for i, key in enumerate(after_order):
+        if key in order:
+            continue
+        prev = after_order[i - 1] if i else None
+        order.insert(order.index(prev) + 1 if prev in order else len(order), key)
+    out = []
+    for key in order:
+        g = a.get(key) or b[key]
+        out.append(
+            TacticCoverage(
+                tactic=key,
+                name=g.name,
+                before=_count(b.get(key)),
+                after=_count(a.get(key)),
+            )
+        )
+    return out
+
+
+def _count(g: GroupCount | None) -> Count | None:
+    return None if g is None else Count(total=g.total, covered=g.covered, percent=g.percent)

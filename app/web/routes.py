@@ -1,0 +1,279 @@
+"""Server-rendered pages: home, matrix, technique, gaps, catalog report. Thin, like the API routes.
+
+Each route parses its query, calls the same service functions the API calls and hands the result
+to a Jinja2 template (autoescaped: rule text is untrusted). Filters are plain query parameters,
+so every view can be bookmarked and the pages need no JavaScript. Pages follow the API's read-auth
+setting through `ReadAccess`. A KbmapError, or a bad query, becomes an HTML error page with the
+error's status; the JSON error handler of the API stays untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from pathlib import Path as FsPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from app.api.deps import (
+    CatalogsQuery,
+    DomainQuery,
+    IdPath,
+    LookupReleasesDep,
+    ReadAccess,
+    ReleaseDep,
+    SessionDep,
+    SettingsDep,
+    VersionQuery,
+)
+from app.attack import service as attack_service
+from app.catalog import service as catalog_service
+from app.core.errors import KbmapError
+from app.coverage import service as coverage_service
+from app.layer import service as layer_service
+from app.web import views
+
+HERE = FsPath(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+
+_env = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.globals.update(
+    attack_href=views.attack_href,
+    technique_href=views.technique_href,
+    query=views.query,
+    rule_line=views.rule_line,
+    score_fill=views.score_fill,
+)
+
+NamePath = Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9._-]+$")]
+PlatformQuery = Annotated[list[str] | None, Query(max_length=20, description="platform(s)")]
+GroupsQuery = Annotated[
+    list[str] | None,
+    Query(max_length=50, description="group, software or campaign ids (G0016,S0002,C0024)"),
+]
+
+
+def render(
+    template: str,
+    /,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """One template as a whole HTML response (rendered in one go: pages are small)."""
+    return HTMLResponse(_env.get_template(template).render(**context), status_code, headers)
+
+
+def error_page(status: int, code: str, message: str) -> HTMLResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None  # as the API (RFC 6750)
+    return render(
+        "error.html", status_code=status, headers=headers, status=status, code=code, message=message
+    )
+
+
+class HtmlErrorRoute(APIRoute):
+    """Turns errors raised by a page's dependencies or service calls into HTML error pages.
+
+    A route class rather than an app-wide exception handler, so /api/v1 keeps its JSON errors.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except KbmapError as exc:
+                return error_page(exc.status, exc.code, exc.message)
+            except RequestValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+                    for e in exc.errors()
+                )
+                return error_page(422, "invalid_input", problems or "invalid request")
+
+        return route
+
+
+router = APIRouter(
+    route_class=HtmlErrorRoute,
+    dependencies=[ReadAccess],
+    default_response_class=HTMLResponse,
+    include_in_schema=False,
+)
+
+
+@router.get("/")
+def home(
+    session: SessionDep,
+    settings: SettingsDep,
+    domain: DomainQuery = None,
+    version: VersionQuery = None,
+) -> HTMLResponse:
+    """Loaded releases and catalogs, and the coverage of one release by every catalog."""
+    releases = attack_service.list_releases(session)
+    catalogs = catalog_service.list_catalogs(session)
+    summary = None
+    if releases:
+        if domain is None and all(r.domain != "enterprise" for r in releases):
+            domain = releases[0].domain  # a mobile- or ICS-only knowledge base
+        release = attack_service.get_release(session, domain=domain, version=version)
+        scope = coverage_service.make_scope(session, release=release)
+        summary = coverage_service.summary(session, scope=scope, weights=settings.coverage)
+    return render("index.html", releases=releases, catalogs=catalogs, summary=summary)
+
+
+@router.get("/matrix")
+def matrix(
+    session: SessionDep,
+    settings: SettingsDep,
+    release: ReleaseDep,
+    catalog: CatalogsQuery = None,
+    platform: PlatformQuery = None,
+    groups: GroupsQuery = None,
+) -> HTMLResponse:
+    """The release's matrix, each technique coloured by its coverage score in the chosen scope."""
+    scope = coverage_service.make_scope(
+        session, release=release, catalogs=catalog, platforms=platform, threat=groups
+    )
+    rows = coverage_service.technique_rows(session, scope=scope, weights=settings.coverage)
+    facts = coverage_service.release_facts(session, release=release)
+    tactics = attack_service.list_tactics(session, release=release)
+    columns = views.matrix_columns(
+        tactics, rows, facts.index, version=release.version, domain=release.domain
+    )
+    filters = views.query(
+        domain=release.domain,
+        version=release.version,
+        catalog=catalog,
+        platform=platform,
+        groups=groups,
+    )
+    return render(
+        "matrix.html",
+        release=release,
+        releases=attack_service.list_releases(session),
+        catalogs=catalog_service.list_catalogs(session),
+        columns=columns,
+        rows=rows,
+        scope=scope,
+        chosen={"catalog": catalog or [], "platform": platform or [], "groups": groups or []},
+        platforms=layer_service.release_platforms(session, release=release),
+        filters=filters,
+    )
+
+
+@router.get("/techniques/{attack_id}")
+def technique(
+    session: SessionDep,
+    releases: LookupReleasesDep,
+    attack_id: IdPath,
+    catalog: CatalogsQuery = None,
+) -> HTMLResponse:
+    """The seed page for any technique: ATT&CK text, covering rules, detection, mitigations."""
+    page = catalog_service.get_technique_page(
+        session, releases=releases, attack_id=attack_id, catalogs=catalog
+    )
+    others = [
+        r
+        for r in attack_service.list_releases(session)
+        if r.domain == page.domain and r.version != page.version
+    ]
+    return render(
+        "technique.html",
+        page=page,
+        text=views.TextRenderer(version=page.version, domain=page.domain),
+        rules=views.by_catalog(page.rules),
+        sub_rules=views.by_technique(page.subtechnique_rules),
+        catalog=catalog or [],
+        other_releases=others,
+    )
+
+
+@router.get("/gaps")
+def gaps(
+    session: SessionDep,
+    settings: SettingsDep,
+    release: ReleaseDep,
+    catalog: CatalogsQuery = None,
+    platform: PlatformQuery = None,
+    groups: GroupsQuery = None,
+    collected: Annotated[
+        list[str] | None, Query(max_length=100, description="data components you collect")
+    ] = None,
+    min_score: Annotated[float, Query(ge=0, le=100, description="weak below this score")] = 0.0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> HTMLResponse:
+    """Uncovered and weak techniques, highest priority first, with the reasons of each rank."""
+    scope = coverage_service.make_scope(
+        session, release=release, catalogs=catalog, platforms=platform, threat=groups
+    )
+    page = coverage_service.gap_page(
+        session,
+        scope=scope,
+        weights=settings.coverage,
+        collected=collected,
+        min_score=min_score,
+        limit=limit,
+        offset=offset,
+    )
+    facts = coverage_service.release_facts(session, release=release)
+    components = sorted(facts.component_ids, key=str.lower)
+
+    prev_link, next_link = views.pager(
+        "/gaps",
+        dict(
+            domain=release.domain,
+            version=release.version,
+            catalog=catalog,
+            platform=platform,
+            groups=groups,
+            collected=collected,
+            min_score=f"{min_score:g}" if min_score else None,
+        ),
+        offset=offset,
+        limit=limit,
+        total=page.total,
+    )
+
+    return render(
+        "gaps.html",
+        release=release,
+        releases=attack_service.list_releases(session),
+        catalogs=catalog_service.list_catalogs(session),
+        page=page,
+        user_names=facts.user_names,
+        components=components,
+        platforms=layer_service.release_platforms(session, release=release),
+        chosen={
+            "catalog": catalog or [],
+            "platform": platform or [],
+            "groups": groups or [],
+            "collected": collected or [],
+            "min_score": min_score,
+            "limit": limit,
+        },
+        prev_link=prev_link,
+        next_link=next_link,
+    )
+
+
+@router.get("/catalogs/{name}")
+def catalog_report(
+    session: SessionDep,
+    name: NamePath,
+) -> HTMLResponse:
+    """A catalog's import report: mapping outcomes with examples, unmapped rules, telemetry."""
+    return render("catalog.html", catalog=catalog_service.get_catalog(session, name=name))

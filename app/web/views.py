@@ -1,0 +1,364 @@
+"""Pure: service results → what the pages show (matrix columns, cell colours, safe ATT&CK text).
+
+Nothing here queries; the routes hand over the rows the coverage and ATT&CK services computed,
+so a page never disagrees with the API. Cell colours come from the coverage layer's own gradient
+(`app.layer`), so the HTML matrix, the Navigator layer and the SVG paint a score alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from urllib.parse import quote, urlencode
+
+from markupsafe import Markup, escape
+
+from app.attack.models import RuleRef, TacticRead
+from app.attack.service import TechniqueIndex
+from app.coverage.models import TechniqueCoverage
+from app.layer.build import COVERAGE_GRADIENT, WHITE
+from app.layer.navigator import Gradient
+from app.layer.render import gradient_color
+
+ATTACK_SITE = "https://attack.mitre.org"
+_GRADIENT = Gradient(colors=COVERAGE_GRADIENT, minValue=0, maxValue=100)
+
+# ATT&CK id prefix → the attack.mitre.org folder of that kind (techniques are served by kbmap)
+_SITE_FOLDER = {
+    "TA": "tactics",
+    "G": "groups",
+    "S": "software",
+    "C": "campaigns",
+    "M": "mitigations",
+    "DS": "datasources",
+    "DC": "datacomponents",
+    "DET": "detectionstrategies",
+    "AN": "analytics",
+    "A": "assets",
+}
+_ID = re.compile(r"^(TA|DET|DS|DC|AN|[GSCMA])\d{4}$")
+_TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
+
+
+# ---- colours -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1024)
+def score_fill(score: float) -> str:
+    """Background of a cell: white when uncovered, else the coverage layer's gradient.
+
+    Cached: scores take few distinct values, and the matrix asks for about a thousand cells.
+    """
+    return gradient_color(_GRADIENT, score) if score > 0 else WHITE
+
+
+@lru_cache(maxsize=1024)
+def ink(fill: str) -> str:
+    """Black or white text, whichever reads better on `fill` (#rrggbb)."""
+    r, g, b = (int(fill[i : i + 2], 16) for i in (1, 3, 5))
+    return "#000000" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "#ffffff"
+
+
+# ---- links -----------------------------------------------------------------------------------
+
+
+def query(**params: str | Sequence[str] | None) -> str:
+    """A query string from the parameters that are set (lists repeat), for bookmarkable links."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if value is None or value == "":
+            continue
+        if isinstance(value, str):
+            pairs.append((key, value))
+        else:
+            pairs.extend((key, v) for v in value if v)
+    return urlencode(pairs)
+
+
+def pager(
+    path: str,
+    params: Mapping[str, str | Sequence[str] | None],
+    *,
+    offset: int,
+    limit: int,
+    total: int,
+) -> tuple[str | None, str | None]:
+    """Links to the previous and next page of a list view, keeping its filters (None at an end)."""
+
+    def link(to: int) -> str:
+        return f"{path}?{query(**params, limit=str(limit), offset=str(to))}"
+
+    prev = link(max(0, offset - limit)) if offset > 0 else None
+    nxt = link(offset + limit) if offset + limit < total else None
+    return prev, nxt
+
+
+def technique_href(attack_id: str, *, version: str | None = None, domain: str | None = None) -> str:
+    q = query(version=version, domain=domain)
+    return f"/techniques/{quote(attack_id)}" + (f"?{q}" if q else "")
+
+
+def attack_href(
+    attack_id: str | None, *, version: str | None = None, domain: str | None = None
+) -> str | None:
+    """kbmap's page for a technique; attack.mitre.org for any other ATT&CK id; None otherwise."""
+    if not attack_id:
+        return None
+    if _TECHNIQUE.match(attack_id):
+        return technique_href(attack_id, version=version, domain=domain)
+    m = _ID.match(attack_id)
+    if m is None:
+        return None
+    return f"{ATTACK_SITE}/{_SITE_FOLDER[m.group(1)]}/{attack_id}/"
+
+
+# ---- ATT&CK text -----------------------------------------------------------------------------
+
+_TOKENS = re.compile(
+    r"\(Citation:\s*(?P<cite>[^)]*)\)"
+    r"|\[(?P<label>[^\]\n]+)\]\((?P<url>[^)\s]+)\)"
+    r"|<code>(?P<code>.*?)</code>"
+    r"|`(?P<tick>[^`\n]+)`"
+    r"|\*\*(?P<bold>[^*\n]+)\*\*"
+    r"|<b>(?P<b>.*?)</b>"
+    r"|<br\s*/?>",
+    re.IGNORECASE | re.DOTALL,
+)
+_SITE_TECHNIQUE = re.compile(r"^https://attack\.mitre\.org/techniques/(T\d{4})(?:/(\d{3}))?/?$")
+_PARAGRAPHS = re.compile(r"\n\s*\n")
+_BULLET = re.compile(r"^\s*[*-] +")
+
+
+@dataclass
+class TextRenderer:
+    """Renders ATT&CK's markdown-ish text as safe HTML for one page.
+
+    Everything is escaped first; only a few known constructs become markup: paragraphs, bullet
+    lists, `code`, **bold**, links (technique links stay inside kbmap) and citation markers, which
+    become small numbered references listed once at the end of the page.
+    """
+
+    version: str | None = None
+    domain: str | None = None
+    citations: list[str] = field(default_factory=list)
+
+    def __call__(self, text: str | None) -> Markup:
+        paragraphs = [p.strip() for p in _PARAGRAPHS.split(text or "") if p.strip()]
+        return Markup("").join(self._block(p) for p in paragraphs)
+
+    def inline(self, text: str | None) -> Markup:
+        """One line of text without paragraph wrapping (table cells)."""
+        return self._inline((text or "").strip())
+
+    def _block(self, para: str) -> Markup:
+        lines = para.splitlines()
+        if all(_BULLET.match(line) for line in lines):
+            items = Markup("").join(
+                Markup("<li>%s</li>") % self._inline(_BULLET.sub("", line)) for line in lines
+            )
+            return Markup("<ul>%s</ul>") % items
+        body = Markup("<br>").join(self._inline(line.strip()) for line in lines)
+        return Markup("<p>%s</p>") % body
+
+    def _inline(self, text: str) -> Markup:
+        out: list[Markup] = []
+        pos = 0
+        for m in _TOKENS.finditer(text):
+            out.append(escape(text[pos : m.start()]))
+            out.append(self._token(m))
+            pos = m.end()
+        out.append(escape(text[pos:]))
+        return Markup("").join(out)
+
+    def _token(self, m: re.Match[str]) -> Markup:
+        if m.group("cite") is not None:
+            name = m.group("cite").strip()
+            if name not in self.citations:
+                self.citations.append(name)
+            n = self.citations.index(name) + 1
+            return Markup('<sup class="cite" title="%s"><a href="#cite-%d">[%d]</a></sup>') % (
+                name,
+                n,
+                n,
+            )
+        if m.group("label") is not None:
+            return self._link(m.group("label"), m.group("url"))
+        for key in ("code", "tick"):
+            if m.group(key) is not None:
+                return Markup("<code>%s</code>") % m.group(key)
+        for key in ("bold", "b"):
+            if m.group(key) is not None:
+                return Markup("<strong>%s</strong>") % m.group(key)
+        return Markup("<br>")
+
+    def _link(self, label: str, url: str) -> Markup:
+        site = _SITE_TECHNIQUE.match(url)
+        if site:
+            tid = site.group(1) + (f".{site.group(2)}" if site.group(2) else "")
+            href = technique_href(tid, version=self.version, domain=self.domain)
+            return Markup('<a href="%s">%s</a>') % (href, label)
+        if url.startswith(("https://", "http://")):
+            return Markup('<a href="%s" rel="noopener noreferrer">%s</a>') % (url, label)
+        return escape(label)
+
+
+# ---- rules -----------------------------------------------------------------------------------
+
+
+def rule_line(rule: RuleRef) -> str:
+    """The seed's rule line: `package: id: name: title`, leaving out empty or repeated parts."""
+    parts: list[str] = []
+    for p in (rule.package, rule.rule_id, rule.name, rule.title):
+        if p and p not in parts:
+            parts.append(p)
+    return ": ".join(parts)
+
+
+def by_catalog(rules: Iterable[RuleRef]) -> list[tuple[str, list[RuleRef]]]:
+    grouped: dict[str, list[RuleRef]] = defaultdict(list)
+    for r in rules:
+        grouped[r.catalog].append(r)
+    return sorted(grouped.items())
+
+
+def by_technique(rules: Iterable[RuleRef]) -> list[tuple[str, list[RuleRef]]]:
+    grouped: dict[str, list[RuleRef]] = defaultdict(list)
+    for r in rules:
+        grouped[r.technique].append(r)
+    return sorted(grouped.items())
+
+
+# ---- the matrix --------------------------------------------------------------------------------
+
+
+@dataclass
+class MatrixCell:
+    """A technique under one tactic: its score there, colours, and sub-techniques (parents only).
+
+    `row` is None for a context cell: a parent shown only because some of its sub-techniques are
+    in scope while it is not (a group that uses T1550.001 but not T1550 itself).
+    """
+
+    id: str
+    name: str
+    tactic: str
+    html_id: str
+    href: str
+    row: TechniqueCoverage | None
+    score: float = 0.0
+    fill: str = WHITE
+    ink: str = "#000000"
+    subs: list[MatrixCell] = field(default_factory=list)
+
+    @property
+    def covered(self) -> bool:
+        return self.score > 0
+
+    @property
+    def subs_covered(self) -> int:
+        return sum(1 for s in self.subs if s.covered)
+
+
+@dataclass
+class MatrixColumn:
+    """One tactic; its counts take techniques and sub-techniques in scope (not context cells),
+    as the page's summary does, so a threat filter that keeps mostly sub-techniques still counts."""
+
+    tactic: TacticRead
+    cells: list[MatrixCell]
+
+    def _in_scope(self) -> Iterable[MatrixCell]:
+        for c in self.cells:
+            if c.row is not None:
+                yield c
+            yield from c.subs
+
+    @property
+    def covered(self) -> int:
+        return sum(1 for c in self._in_scope() if c.covered)
+
+    @property
+    def total(self) -> int:
+        return sum(1 for _ in self._in_scope())
+
+
+def _tactic_score(row: TechniqueCoverage, tactic: str) -> float:
+    """The score under one tactic: differs from the overall one only for pinned mappings."""
+    return row.tactic_scores.get(tactic, row.score) if row.tactic_scores else row.score
+
+
+class _Ids:
+    """HTML ids: `cell-T1059-001` where a technique first appears, then `cell-T1059-001--<tactic>`
+    in the other tactic columns, so ids stay unique and the first one is predictable."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, tid: str, tactic: str) -> str:
+        base = "cell-" + tid.replace(".", "-")
+        if base not in self.seen:
+            self.seen.add(base)
+            return base
+        return f"{base}--{tactic}"
+
+
+def matrix_columns(
+    tactics: Sequence[TacticRead],
+    rows: Sequence[TechniqueCoverage],
+    index: TechniqueIndex,
+    *,
+    version: str,
+    domain: str,
+) -> list[MatrixColumn]:
+    """Tactic columns in matrix order; parents by name, each with its sub-techniques by id.
+
+    The release's index names the parents that are out of scope (context cells). Links are
+    made here, once per cell, because the template loops over about a thousand cells.
+    """
+    by_id = {r.id: r for r in rows}
+    ids = _Ids()
+    link = f"?{query(version=version, domain=domain)}"
+
+    def cell(tid: str, tactic: str) -> MatrixCell:
+        row = by_id.get(tid)
+        if row is not None and tactic not in row.tactics:
+            row = None  # a parent drawn for a sub-technique's tactic that it lacks itself
+        info = index.techniques.get(tid)
+        c = MatrixCell(
+            id=tid,
+            name=row.name if row else (info.name if info else tid),
+            tactic=tactic,
+            html_id=ids(tid, tactic),
+            href=f"/techniques/{tid}{link}",
+            row=row,
+        )
+        if row is not None:
+            c.score = _tactic_score(row, tactic)
+            c.fill = score_fill(c.score)
+            c.ink = ink(c.fill)
+        return c
+
+    by_tactic: dict[str, list[TechniqueCoverage]] = defaultdict(list)
+    for r in rows:
+        for tac in r.tactics:
+            by_tactic[tac].append(r)
+    columns = []
+    for t in tactics:
+        here = by_tactic.get(t.shortname, [])
+        children: dict[str, list[str]] = defaultdict(list)
+        parents: set[str] = set()
+        for r in here:
+            if r.parent:
+                children[r.parent].append(r.id)
+                parents.add(r.parent)
+            else:
+                parents.add(r.id)
+        cells = [cell(pid, t.shortname) for pid in parents]
+        cells.sort(key=lambda c: (c.name.lower(), c.id))
+        for c in cells:
+            c.subs = [cell(sid, t.shortname) for sid in sorted(children.get(c.id, ()))]
+        columns.append(MatrixColumn(tactic=t, cells=cells))
+    return columns

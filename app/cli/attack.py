@@ -8,6 +8,7 @@ import typer
 
 from app.cli.audit import audited
 from app.cli.common import echo_json, engine, progress, settings
+from app.core.config import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -115,9 +116,10 @@ def serve(
 
     from app.refresh.startup import ensure_attack_loaded
 
-    s = settings()
-    if host:
+    if host:  # the app (and each worker) reads its settings, so the bind address goes there
         os.environ["KBMAP_HOST"] = host
+        get_settings.cache_clear()
+    s = settings()
     with progress() as step:
         loaded = ensure_attack_loaded(engine(s), s, step=step)
     for line in loaded:

@@ -49,3 +49,38 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path: Path) -> None:
     missing = kbmap("technique", "T1550.001", db=db)
     assert missing.returncode == 1
     assert missing.stderr.strip() == "kbmap: no ATT&CK release loaded"
+
+
+def test_serve_on_a_public_address_requires_tokens_for_reads(tmp_path: Path) -> None:
+    """`kbmap serve --host 0.0.0.0` must not leave reads open (the app reads KBMAP_HOST)."""
+    import socket
+    import time
+
+    import httpx
+
+    db = f"sqlite:///{tmp_path / 'k.sqlite'}"
+    kbmap("ingest", attack_file("ics-attack-18.1.json.gz"), db=db, check=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "KBMAP_DATABASE_URL": db}
+    env.pop("KBMAP_HOST", None)
+    env.pop("KBMAP_READ_AUTH", None)
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli.main", "serve", "--host", "0.0.0.0",
+                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.2)
+        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/releases", timeout=5)
+        assert r.status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -40,8 +40,9 @@ def run_process(args: list[str], env: dict[str, str] | None = None) -> tuple[flo
     e = {**os.environ, **(env or {})}
     if Path("/usr/bin/time").exists():
         t = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", *args], env=e, capture_output=True,
-                              text=True, check=False)
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", *args], env=e, capture_output=True, text=True, check=False
+        )
         wall = time.perf_counter() - t
         if proc.returncode != 0:
             sys.exit(f"benchmark child failed: {' '.join(args)}\n{proc.stderr[-2000:]}")

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripts._bench import ATTACK, CATALOGS, median  # noqa: E402
+from scripts._bench import ATTACK, CATALOGS, median
 
 
 def main() -> None:
@@ -36,7 +36,9 @@ def main() -> None:
         settings = Settings(database_url=f"sqlite:///{tmp}/k.sqlite", environment="test")
         engine = make_engine(settings.database_url)
         init_db(engine)
-        ingest_sources(engine, [str(ATTACK / "enterprise-attack-18.1.json.gz")], limits=settings.limits)
+        ingest_sources(
+            engine, [str(ATTACK / "enterprise-attack-18.1.json.gz")], limits=settings.limits
+        )
         catalog_service.log_source_map(settings)  # tables load once per process
 
         def kbmap_import(name: str) -> float:
@@ -57,19 +59,29 @@ def main() -> None:
         if exe:
             for _ in range(args.runs):
                 t = time.perf_counter()
-                subprocess.run([exe, *folders, "--quiet", "--json", f"{tmp}/am.json"], check=True,
-                               capture_output=True)
+                subprocess.run(
+                    [exe, *folders, "--quiet", "--json", f"{tmp}/am.json"],
+                    check=True,
+                    capture_output=True,
+                )
                 peer.append(time.perf_counter() - t)
     s = median(sigma)
-    print(f"kbmap catalog import sigma-attack18 (4,002 rules, validation and telemetry included), "
-          f"median of {args.runs}: {s:.2f} s")
+    print(
+        f"kbmap catalog import sigma-attack18 (4,002 rules, validation and telemetry included), "
+        f"median of {args.runs}: {s:.2f} s"
+    )
     if peer:
         p = median(peer)
-        print(f"peer attack-mapper on the same rules, median: {p:.2f} s -> kbmap = {s / p:.2f}x "
-              f"(goal <= 0.25x)")
+        print(
+            f"peer attack-mapper on the same rules, median: {p:.2f} s -> kbmap = {s / p:.2f}x "
+            f"(goal <= 0.25x)"
+        )
     else:
         print("peer attack-mapper not installed (pip install attack-mapper)")
-    print(f"kbmap catalog import open-xp-rules (116 rules), median: {median(xp):.3f} s (goal <= 0.5 s)")
+    print(
+        f"kbmap catalog import open-xp-rules (116 rules), median: {median(xp):.3f} s "
+        "(goal <= 0.5 s)"
+    )
 
 
 if __name__ == "__main__":

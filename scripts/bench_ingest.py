@@ -22,27 +22,34 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripts._bench import ATTACK, ROOT, median, ms, pct, run_process  # noqa: E402
+from scripts._bench import ATTACK, ROOT, median, ms, pct, run_process
 
 BUNDLE = ATTACK / "enterprise-attack-18.1.json.gz"
 
 
 def ingest_figures(runs: int) -> None:
-    parse_cmd = [sys.executable, "-c",
-                 f"import gzip,json; json.loads(gzip.open({str(BUNDLE)!r}).read())"]
+    parse_cmd = [
+        sys.executable,
+        "-c",
+        f"import gzip,json; json.loads(gzip.open({str(BUNDLE)!r}).read())",
+    ]
     parse, ingest, rss = [], [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
             env = {"KBMAP_DATABASE_URL": f"sqlite:///{tmp}/k.sqlite"}
             wall_p, _ = run_process(parse_cmd)
-            wall_i, peak = run_process([sys.executable, "-m", "app.cli.main", "ingest", str(BUNDLE)], env)
+            wall_i, peak = run_process(
+                [sys.executable, "-m", "app.cli.main", "ingest", str(BUNDLE)], env
+            )
         parse.append(wall_p)
         ingest.append(wall_i)
         rss.append(peak)
     p, i = median(parse), median(ingest)
     print(f"gunzip+parse (python -c), median of {runs}: {p:.2f} s")
-    print(f"kbmap ingest enterprise 18.1 (whole process, fresh SQLite), median: {i:.2f} s "
-          f"= {i / p:.2f}x parse (goal <= 2.5x); peak RSS {max(rss) / 1024:.0f} MB (goal <= 400 MB)")
+    print(
+        f"kbmap ingest enterprise 18.1 (whole process, fresh SQLite), median: {i:.2f} s "
+        f"= {i / p:.2f}x parse (goal <= 2.5x); peak RSS {max(rss) / 1024:.0f} MB (goal <= 400 MB)"
+    )
 
 
 def page_figures(db_url: str) -> list[str]:
@@ -55,16 +62,22 @@ def page_figures(db_url: str) -> list[str]:
     engine = make_engine(db_url)
     with Session(engine) as s:
         releases = attack_service.releases_for_lookup(s, domain="enterprise", version="18.1")
-        ids = [t.id for t in attack_service.list_techniques(
-            s, release=releases[0], include_revoked=True, include_deprecated=True, limit=10_000).items]
+        ids = [
+            t.id
+            for t in attack_service.list_techniques(
+                s, release=releases[0], include_revoked=True, include_deprecated=True, limit=10_000
+            ).items
+        ]
         catalog_service.get_technique_page(s, releases=releases, attack_id=ids[0])
         times = []
         for tid in ids:
             t = time.perf_counter()
             catalog_service.get_technique_page(s, releases=releases, attack_id=tid)
             times.append(time.perf_counter() - t)
-    print(f"technique page in-process over {len(ids)} techniques: p50 {ms(pct(times, 50))}, "
-          f"p99 {ms(pct(times, 99))} (goal p50 <= 3 ms)")
+    print(
+        f"technique page in-process over {len(ids)} techniques: p50 {ms(pct(times, 50))}, "
+        f"p99 {ms(pct(times, 99))} (goal p50 <= 3 ms)"
+    )
     return ids
 
 
@@ -75,9 +88,23 @@ def http_figures(db_url: str, ids: list[str]) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "KBMAP_DATABASE_URL": db_url, "KBMAP_ATTACK_SOURCE": str(BUNDLE)}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-                               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                              env=env, cwd=ROOT)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=10) as client:
@@ -96,8 +123,10 @@ def http_figures(db_url: str, ids: list[str]) -> None:
                 r = client.get(f"/api/v1/techniques/{tid}", params={"version": "18.1"})
                 times.append(time.perf_counter() - t)
                 assert r.status_code == 200, r.text
-        print(f"technique page over HTTP (uvicorn, loopback, one client): p50 {ms(pct(times, 50))}, "
-              f"p99 {ms(pct(times, 99))} (goal p50 <= 5 ms, p99 <= 20 ms)")
+        print(
+            f"technique page over HTTP (uvicorn, loopback, one client): p50 {ms(pct(times, 50))}, "
+            f"p99 {ms(pct(times, 99))} (goal p50 <= 5 ms, p99 <= 20 ms)"
+        )
     finally:
         server.terminate()
         server.wait(10)
@@ -121,12 +150,15 @@ for tid in ids:
     d.get_mitigations_mitigating_technique(tech['id'])
     times.append(time.perf_counter() - t)
 times.sort()
-print(f"{{load:.2f}} {{times[len(times)//2]*1000:.1f}} {{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024:.0f}}")
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{{load:.2f}} {{times[len(times)//2]*1000:.1f}} {{rss:.0f}}")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     load, lookup, rss = out.stdout.split()
-    print(f"peer mitreattack-python MitreAttackData: load {load} s, peak RSS {rss} MB; technique + "
-          f"mitigations lookup p50 {lookup} ms (40 techniques)")
+    print(
+        f"peer mitreattack-python MitreAttackData: load {load} s, peak RSS {rss} MB; technique + "
+        f"mitigations lookup p50 {lookup} ms (40 techniques)"
+    )
 
 
 def main() -> None:

@@ -66,9 +66,12 @@ def test_serve_on_a_public_address_requires_tokens_for_reads(tmp_path: Path) -> 
     env = {**os.environ, "KBMAP_DATABASE_URL": db}
     env.pop("KBMAP_HOST", None)
     env.pop("KBMAP_READ_AUTH", None)
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli.main", "serve", "--host", "0.0.0.0",
-                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli.main", "serve", "--host", "0.0.0.0", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

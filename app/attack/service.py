@@ -1,4 +1,5 @@
-"""ATT&CK queries: releases, the technique page, other objects through one relationship helper.
+"""ATT&CK queries: releases, the technique page, other objects through one relationship helper,
+and the release diff (`release_view`, `diff_releases`, kept in `views.py` and re-exported here).
 
 Everything here speaks ATT&CK (technique, mitigation, group); STIX ids are only join keys.
 """
@@ -11,8 +12,10 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import func, or_, union_all
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from app.attack.diff import ReleaseView as ReleaseView
 from app.attack.models import (
     AnalyticRead,
     AttackObject,
@@ -31,6 +34,8 @@ from app.attack.models import (
     TechniqueRead,
 )
 from app.attack.stix import DOMAINS, domain_of
+from app.attack.views import diff_releases as diff_releases
+from app.attack.views import release_view as release_view
 from app.core.cache import BoundedCache
 from app.core.errors import InvalidInput, NotFound
 from app.core.pages import Page
@@ -800,4 +805,39 @@ def _build_analytics(
                 for x in a.data.get("log_source_references") or ()
             ]
             out.setdefault(tech.attack_id or "", []).append((a.attack_id, refs))
+    return out
+
+
+def mitigations_for(
+    session: Session, *, release: Release, technique_ids: Iterable[str]
+) -> dict[str, list[Ref]]:
+    """Technique id → the active mitigations that mitigate it, in one query (for gap lists)."""
+    ids = list(set(technique_ids))
+    if not ids:
+        return {}
+    mit, tech = aliased(AttackObject), aliased(AttackObject)
+    rid = release.id or 0
+    rows = session.execute(
+        sa_select(col(tech.attack_id), col(mit.attack_id), col(mit.name))
+        .select_from(Relationship)
+        .join(
+            mit, (col(mit.release_id) == rid) & (col(mit.stix_id) == col(Relationship.source_ref))
+        )
+        .join(
+            tech,
+            (col(tech.release_id) == rid) & (col(tech.stix_id) == col(Relationship.target_ref)),
+        )
+        .where(
+            col(Relationship.release_id) == rid,
+            col(Relationship.relationship_type) == "mitigates",
+            col(Relationship.revoked).is_(False),
+            col(mit.revoked).is_(False),
+            col(mit.deprecated).is_(False),
+            col(tech.kind) == "technique",
+            col(tech.attack_id).in_(ids),
+        )
+    ).all()
+    out: dict[str, list[Ref]] = {}
+    for tid, mid, name in sorted(rows, key=lambda r: (r[0] or "", r[1] or "")):
+        out.setdefault(tid or "", []).append(Ref(id=mid, name=name))
     return out

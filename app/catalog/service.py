@@ -128,17 +128,43 @@ def import_catalog(
     domain: str | None = None,
     version: str | None = None,
 ) -> ImportResult:
+    """Detect the format, parse, then store through `import_parsed` (all or nothing)."""
     parsed = parse_source(source, format_id=format_id, limits=settings.limits)
-    catalog_name = name or parsed.name or catalog_name_from(source.name)
+    sha = hashlib.sha256()
+    for path, data in source.files():
+        sha.update(path.encode())
+        sha.update(data)
+    return import_parsed(
+        engine,
+        settings,
+        parsed=parsed,
+        source_name=source.name,
+        sha256=sha.hexdigest(),
+        name=name,
+        domain=domain,
+        version=version,
+    )
+
+
+def import_parsed(
+    engine: Engine,
+    settings: Settings,
+    *,
+    parsed: ParsedCatalog,
+    source_name: str,
+    sha256: str,
+    name: str | None = None,
+    domain: str | None = None,
+    version: str | None = None,
+) -> ImportResult:
+    """Validate a parsed catalog against a release, link telemetry, and replace the catalog of
+    that name in one transaction. Also the entry for catalogs made in code (layers, benchmarks)."""
+    catalog_name = name or parsed.name or catalog_name_from(source_name)
     if not _NAME.match(catalog_name):
         raise InvalidInput(
             f"catalog name {catalog_name!r} must be 1-80 letters, digits, '.', '_' or '-'"
         )
     table = log_source_map(settings)
-    sha = hashlib.sha256()
-    for path, data in source.files():
-        sha.update(path.encode())
-        sha.update(data)
     with transaction(engine) as session:
         release = _pick_release(session, parsed, domain, version)
         index = attack_service.technique_index(session, release=release)
@@ -172,8 +198,8 @@ def import_catalog(
             stated_version=parsed.attack_version,
             domain=release.domain,
             attack_version=release.version,
-            source=source.name,
-            sha256=sha.hexdigest(),
+            source=source_name,
+            sha256=sha256,
             imported_at=datetime.now(UTC),
             rule_count=len(parsed.rules),
             report=report,

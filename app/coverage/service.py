@@ -54,17 +54,33 @@ class ReleaseFacts:
     technique_users: dict[str, set[str]] = field(default_factory=dict)  # user id → techniques
 
 
-@dataclass(frozen=True)
-class MappingRow:
-    technique: str
-    tactic: str | None
-    remapped: bool
-    weight: float
-    rule_pk: int
+@dataclass
+class TechniqueRules:
+    """One catalog's rules on one technique: rule pk → weight, unpinned and per pinned tactic."""
+
+    unpinned: dict[int, float] = field(default_factory=dict)
+    pinned: dict[str, dict[int, float]] = field(default_factory=dict)
+    remapped: set[int] = field(default_factory=set)
+
+    def all_rules(self) -> dict[int, float]:
+        out = dict(self.unpinned)
+        for rules in self.pinned.values():
+            for pk, w in rules.items():
+                out[pk] = max(out.get(pk, 0.0), w)
+        return out
+
+
+@dataclass
+class CatalogWeights:
+    """A catalog's counted mappings, aggregated per technique once per import and weight set."""
+
+    techniques: dict[str, TechniqueRules]
+    mapped_rules: int
+    covered: set[str]  # techniques with at least one rule of weight > 0
 
 
 _release_cache: BoundedCache[ReleaseFacts] = BoundedCache()
-_catalog_cache: BoundedCache[list[MappingRow]] = BoundedCache(64)
+_catalog_cache: BoundedCache[CatalogWeights] = BoundedCache(64)
 
 
 def release_facts(session: Session, *, release: Release) -> ReleaseFacts:
@@ -174,15 +190,13 @@ def _build_release_facts(session: Session, release: Release) -> ReleaseFacts:
 
 def catalog_mappings(
     session: Session, *, catalog: Catalog, weights: CoverageWeights
-) -> list[MappingRow]:
+) -> CatalogWeights:
     """A catalog's counted mappings with their rule weights; once per import and weight set."""
     key = (catalog.id or 0, f"{catalog.imported_at}|{weights.model_dump_json()}")
     return _catalog_cache.get_or_make(key, lambda: _load_mappings(session, catalog, weights))
 
 
-def _load_mappings(
-    session: Session, catalog: Catalog, weights: CoverageWeights
-) -> list[MappingRow]:
+def _load_mappings(session: Session, catalog: Catalog, weights: CoverageWeights) -> CatalogWeights:
     rows = session.execute(
         sa_select(
             col(RuleTechnique.technique),
@@ -199,17 +213,21 @@ def _load_mappings(
             col(RuleTechnique.outcome).in_(("ok", "remapped")),
         )
     ).all()
-    out = [
-        MappingRow(
-            technique=t or "",
-            tactic=tac,
-            remapped=o == "remapped",
-            weight=rule_weight(enabled=en, status=st, level=sev, w=weights),
-            rule_pk=pk or 0,
-        )
-        for t, tac, o, en, st, sev, pk in rows
-    ]
-    return out
+    techniques: dict[str, TechniqueRules] = defaultdict(TechniqueRules)
+    pks: set[int] = set()
+    covered: set[str] = set()
+    for t, tac, o, en, st, sev, pk in rows:
+        tid, rule = t or "", pk or 0
+        w = rule_weight(enabled=en, status=st, level=sev, w=weights)
+        agg = techniques[tid]
+        bucket = agg.pinned.setdefault(tac, {}) if tac else agg.unpinned
+        bucket[rule] = max(bucket.get(rule, 0.0), w)
+        if o == "remapped":
+            agg.remapped.add(rule)
+        if w > 0:
+            covered.add(tid)
+        pks.add(rule)
+    return CatalogWeights(techniques=dict(techniques), mapped_rules=len(pks), covered=covered)
 
 
 @dataclass
@@ -252,10 +270,9 @@ def technique_rows(
 ) -> list[TechniqueCoverage]:
     """One row per active technique in scope (platform, tactic and threat filters applied)."""
     facts = release_facts(session, release=scope.release)
-    by_tech: dict[str, list[tuple[MappingRow, str]]] = defaultdict(list)
-    for c in scope.catalogs:
-        for m in catalog_mappings(session, catalog=c, weights=weights):
-            by_tech[m.technique].append((m, c.name))
+    per_catalog = [
+        (c.name, catalog_mappings(session, catalog=c, weights=weights)) for c in scope.catalogs
+    ]
     infos = facts.index.techniques
     children: dict[str, list[str]] = defaultdict(list)
     for tid, info in infos.items():
@@ -263,20 +280,29 @@ def technique_rows(
             children[tid.split(".")[0]].append(tid)
 
     def own(tid: str) -> tuple[float, dict[int, float], dict[str, float], set[str], int]:
-        per_rule: dict[int, float] = {}
-        tactic_w: dict[str, dict[int, float]] = defaultdict(dict)
+        """Merge the catalogs' rules on one technique (rule pks are unique across catalogs)."""
+        unpinned: dict[int, float] = {}
+        pinned: dict[str, dict[int, float]] = {}
         cats: set[str] = set()
-        remapped: set[int] = set()
-        for m, cname in by_tech.get(tid, ()):
-            per_rule[m.rule_pk] = max(per_rule.get(m.rule_pk, 0.0), m.weight)
-            if m.weight > 0:
+        remapped = 0
+        for cname, cw in per_catalog:
+            agg = cw.techniques.get(tid)
+            if agg is None:
+                continue
+            unpinned.update(agg.unpinned)
+            for tac, rules in agg.pinned.items():
+                pinned.setdefault(tac, {}).update(rules)
+            remapped += len(agg.remapped)
+            if tid in cw.covered:
                 cats.add(cname)
-            if m.remapped:
-                remapped.add(m.rule_pk)
-            for tac in [m.tactic] if m.tactic else infos[tid].tactics:
-                tactic_w[tac][m.rule_pk] = max(tactic_w[tac].get(m.rule_pk, 0.0), m.weight)
-        tscores = {t: score(w.values(), weights) for t, w in tactic_w.items()}
-        return score(per_rule.values(), weights), per_rule, tscores, cats, len(remapped)
+        per_rule = TechniqueRules(unpinned, pinned).all_rules()
+        tscores: dict[str, float] = {}
+        if pinned:
+            for tac in set(infos[tid].tactics) | set(pinned):
+                tscores[tac] = score([*unpinned.values(), *pinned.get(tac, {}).values()], weights)
+        elif unpinned:
+            tscores = dict.fromkeys(infos[tid].tactics, score(unpinned.values(), weights))
+        return score(per_rule.values(), weights), per_rule, tscores, cats, remapped
 
     wanted = _in_scope(facts, scope)
     computed = {
@@ -384,13 +410,13 @@ def summary(session: Session, *, scope: Scope, weights: CoverageWeights) -> Cove
     in_scope = {r.id for r in rows}
     by_catalog = []
     for cat in scope.catalogs:
-        maps = catalog_mappings(session, catalog=cat, weights=weights)
-        techs = {m.technique for m in maps if m.weight > 0 and m.technique in in_scope}
+        cw = catalog_mappings(session, catalog=cat, weights=weights)
+        techs = cw.covered & in_scope
         by_catalog.append(
             CatalogCount(
                 catalog=cat.name,
                 rules=cat.rule_count,
-                rules_mapped=len({m.rule_pk for m in maps}),
+                rules_mapped=cw.mapped_rules,
                 techniques_covered=len(techs),
                 percent=round(100 * len(techs) / len(in_scope), 1) if in_scope else 0.0,
             )
@@ -552,9 +578,11 @@ def gaps(
 
 def with_mitigations(session: Session, *, release: Release, items: list[Gap]) -> list[Gap]:
     """Fill mitigations (compensating controls) for the gaps of one page only."""
+    found = attack_service.mitigations_for(
+        session, release=release, technique_ids=[g.id for g in items]
+    )
     for g in items:
-        page = attack_service.get_technique_page(session, releases=[release], attack_id=g.id)
-        g.mitigations = [{"id": m.id or "", "name": m.name} for m in page.mitigations]
+        g.mitigations = [{"id": m.id or "", "name": m.name} for m in found.get(g.id, [])]
     return items
 
 

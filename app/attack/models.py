@@ -8,8 +8,9 @@ STIX ids scoped by release, so a release is written with plain bulk inserts and 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
+import pydantic
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -241,3 +242,106 @@ class ObjectRead(SQLModel):
     platforms: list[str]
     attributes: dict[str, Any]
     related: dict[str, list[RelatedRef]]
+
+
+# ---- a release diff: what changed between two releases of one domain -------------------------
+# Plain pydantic models (`diff.py` returns them; the refresh domain adds each catalog's impact).
+# Objects are named by ATT&CK id and name; a STIX id never leaves the service, so a client can
+# link every entry to the technique page.
+
+
+class ObjectRef(pydantic.BaseModel):
+    """An ATT&CK object by id and name (the id is null for kinds MITRE gives none, e.g. 17.x
+    data components)."""
+
+    id: str | None
+    name: str
+
+
+class TacticRef(ObjectRef):
+    shortname: str
+
+
+class RevokedTechnique(ObjectRef):
+    """A technique revoked in the target release; `replacement` is the active end of its
+    revoked-by chain (None when the chain ends at a revoked or deprecated technique)."""
+
+    revoked_by: str | None
+    replacement: str | None
+    replacement_name: str | None
+    chain: list[str]
+
+
+class Renamed(pydantic.BaseModel):
+    id: str
+    old_name: str
+    new_name: str
+
+
+class SetChange(ObjectRef):
+    """Tactics or platforms of one technique: what the target release added and removed."""
+
+    added: list[str]
+    removed: list[str]
+
+
+SubtechniqueChangeKind = Literal["became_subtechnique", "ceased_subtechnique", "parent_changed"]
+
+
+class SubtechniqueChange(ObjectRef):
+    change: SubtechniqueChangeKind
+    old_parent: str | None
+    new_parent: str | None
+
+
+class DescriptionChange(ObjectRef):
+    """Flag only; `old`/`new` carry the full texts when the caller asked for them."""
+
+    old: str | None = None
+    new: str | None = None
+
+
+class TechniqueChanges(pydantic.BaseModel):
+    """Every list is sorted by technique id. Changes (renamed … description) are reported for
+    techniques active in both releases; revoked and deprecated ones have their own lists."""
+
+    added: list[ObjectRef] = []
+    revoked: list[RevokedTechnique] = []
+    deprecated: list[ObjectRef] = []
+    renamed: list[Renamed] = []
+    tactics_changed: list[SetChange] = []
+    platforms_changed: list[SetChange] = []
+    subtechnique_changed: list[SubtechniqueChange] = []
+    description_changed: list[DescriptionChange] = []
+
+
+class TacticChanges(pydantic.BaseModel):
+    added: list[TacticRef] = []
+    retired: list[TacticRef] = []  # live before, deprecated / revoked / gone after
+    order_before: list[str] = []  # shortnames in matrix order
+    order_after: list[str] = []
+
+
+class ObjectChanges(pydantic.BaseModel):
+    """Objects of one kind that became live (added) or stopped being live (removed)."""
+
+    added: list[ObjectRef] = []
+    removed: list[ObjectRef] = []
+
+
+class ReleaseChanges(pydantic.BaseModel):
+    """What changed from one release of a domain to another (`diff.diff_releases`)."""
+
+    domain: str
+    from_version: str
+    to_version: str
+    detection_model_before: str
+    detection_model_after: str
+    counts: dict[str, int] = pydantic.Field(
+        description="one number per list below, e.g. techniques_added"
+    )
+    techniques: TechniqueChanges
+    tactics: TacticChanges
+    objects: dict[str, ObjectChanges] = pydantic.Field(
+        description="mitigation, data_source, data_component, detection_strategy, analytic"
+    )

@@ -118,6 +118,44 @@ def _attack_ref(obj: dict[str, Any]) -> tuple[str | None, str | None]:
     return None, None
 
 
+# The fields the reader interprets, with the JSON type each must have when present; a bundle
+# whose object breaks one is refused with the object and field named (never a TypeError).
+_TEXT_FIELDS = ("name", "description", "created", "modified", "spec_version")
+_REL_TEXT_FIELDS = ("relationship_type", "source_ref", "target_ref", "description")
+_TEXT_LIST_FIELDS = ("x_mitre_platforms", "x_mitre_domains")
+
+
+def _shape_problem(obj: dict[str, Any], relationship: bool) -> str | None:
+    """What is wrong with the types of the fields the reader uses, or None."""
+    for key in _REL_TEXT_FIELDS if relationship else _TEXT_FIELDS:
+        if obj.get(key) is not None and not isinstance(obj[key], str):
+            return f"{key} is not a string"
+    if relationship:
+        return None
+    for key in _TEXT_LIST_FIELDS:
+        value = obj.get(key)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            return f"{key} is not a list of strings"
+    for key, text_keys in (
+        ("external_references", ("source_name", "external_id", "url")),
+        ("kill_chain_phases", ("kill_chain_name", "phase_name")),
+    ):
+        value = obj.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            return f"{key} is not a list of objects"
+        for item in value:
+            for k in text_keys:
+                if item.get(k) is not None and not isinstance(item[k], str):
+                    return f"{key}: {k} is not a string"
+            if key == "kill_chain_phases" and not isinstance(item.get("phase_name"), str):
+                return f"{key}: phase_name is missing"
+    return None
+
+
 def parse_bundle(
     raw: bytes, *, source: str, version: str | None = None, max_bytes: int
 ) -> ParsedRelease:
@@ -144,7 +182,13 @@ def parse_bundle(
     spec = str(doc.get("spec_version") or "")
 
     for n, obj in enumerate(objects):
-        if not isinstance(obj, dict) or not obj.get("id") or not obj.get("type"):
+        if (
+            not isinstance(obj, dict)
+            or not obj.get("id")
+            or not obj.get("type")
+            or not isinstance(obj["id"], str)
+            or not isinstance(obj["type"], str)
+        ):
             issues.append(
                 Issue(f"object #{n} has no id or type", Location(source, field="objects"))
             )
@@ -154,6 +198,10 @@ def parse_bundle(
             issues.append(Issue(f"duplicate object id {sid}", Location(source, field="objects")))
             continue
         ids.add(sid)
+        problem = _shape_problem(obj, stype == "relationship")
+        if problem:
+            issues.append(Issue(f"object {sid}: {problem}", Location(source, field="objects")))
+            continue
         if not spec and obj.get("spec_version"):
             spec = str(obj["spec_version"])
         if stype == "relationship":

@@ -295,10 +295,15 @@ def technique_rows(
             remapped += len(agg.remapped)
             if tid in cw.covered:
                 cats.add(cname)
+        for tac in [t for t in pinned if t not in infos[tid].tactics]:
+            # a pin to a tactic this release does not give the technique (flagged at import or
+            # made stale by a release) falls back to the technique's own tactics
+            for pk, w in pinned.pop(tac).items():
+                unpinned[pk] = max(unpinned.get(pk, 0.0), w)
         per_rule = TechniqueRules(unpinned, pinned).all_rules()
         tscores: dict[str, float] = {}
         if pinned:
-            for tac in set(infos[tid].tactics) | set(pinned):
+            for tac in infos[tid].tactics:
                 tscores[tac] = score([*unpinned.values(), *pinned.get(tac, {}).values()], weights)
         elif unpinned:
             tscores = dict.fromkeys(infos[tid].tactics, score(unpinned.values(), weights))

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 from urllib.parse import quote
 
+from app.attack.models import ReleaseChanges, TechniqueChanges
 from app.coverage.models import CatalogComparison, Gap, TechniqueCoverage
-from app.layer.diff import ReleaseDiff, TechniqueFacts
 from app.layer.navigator import (
     Divider,
     Filters,
@@ -55,6 +55,14 @@ DIFF = {
 }
 
 
+class RuleNotes(NamedTuple):
+    """Metadata and links naming a technique's covering rules: made once per catalog import and
+    shared by every coverage layer after that (the models are never mutated)."""
+
+    metadata: tuple[MetadataItem, ...]
+    links: tuple[Link | Divider, ...]
+
+
 @dataclass(frozen=True)
 class LayerContext:
     """What every layer states about itself: release, catalogs, filters, where links point."""
@@ -89,14 +97,15 @@ class RuleLine(NamedTuple):
 def coverage_layer(
     ctx: LayerContext,
     rows: Sequence[TechniqueCoverage],
-    rules: Mapping[str, Sequence[RuleLine]],
+    notes: Mapping[str, RuleNotes],
     *,
     min_score: float = 0.0,
 ) -> Layer:
     """One entry per covered (technique, tactic); per tactic only where pinned scores differ."""
     entries = []
+    none = RuleNotes((), ())
     for r in rows:
-        found = rules.get(r.id, ())
+        found = notes.get(r.id, none)
         for tactic, s in _tactic_scores(r):
             if s <= 0 or s < min_score:
                 continue
@@ -111,9 +120,9 @@ def coverage_layer(
                     metadata=[
                         MetadataItem(name="score", value=f"{s:g}"),
                         MetadataItem(name="rules", value=str(r.rules)),
-                        *_rule_metadata(found),
+                        *found.metadata,
                     ],
-                    links=[*_rule_links(ctx, found), *_technique_links(ctx, r.id)],
+                    links=[*found.links, *_technique_links(ctx, r.id)],
                 )
             )
     return _finish(
@@ -137,6 +146,11 @@ def _tactic_scores(r: TechniqueCoverage) -> list[tuple[str | None, float]]:
     return [(None, r.score)]
 
 
+def rule_notes(found: Sequence[RuleLine], *, base_url: str) -> RuleNotes:
+    """Up to MAX_RULE_METADATA rules in metadata (the rest counted), MAX_RULE_LINKS as links."""
+    return RuleNotes(tuple(_rule_metadata(found)), tuple(_rule_links(base_url, found)))
+
+
 def _rule_metadata(found: Sequence[RuleLine]) -> list[MetadataItem]:
     out = [
         MetadataItem(
@@ -151,16 +165,15 @@ def _rule_metadata(found: Sequence[RuleLine]) -> list[MetadataItem]:
     return out
 
 
-def _rule_links(ctx: LayerContext, found: Sequence[RuleLine]) -> list[Link | Divider]:
+def _rule_links(base_url: str, found: Sequence[RuleLine]) -> list[Link | Divider]:
     links: list[Link | Divider] = [
         Link(
             label=f"rule {x.catalog} {x.rule_id}",
-            url=f"{ctx.base_url}/api/v1/rules/{quote(x.catalog, safe='')}/"
-            f"{quote(x.rule_id, safe='')}",
+            url=f"{base_url}/api/v1/rules/{quote(x.catalog, safe='')}/{quote(x.rule_id, safe='')}",
         )
         for x in found[:MAX_RULE_LINKS]
     ]
-    return [*links, Divider()] if links else []
+    return [*links, Divider(divider=True)] if links else []
 
 
 def _technique_links(ctx: LayerContext, tid: str) -> list[Link | Divider]:
@@ -360,28 +373,65 @@ def compare_layer(ctx: LayerContext, cmp: CatalogComparison, names: Mapping[str,
     )
 
 
+class TechniqueState(Protocol):
+    """A technique of one release as the diff layer and the matrix read it; the attack service's
+    release views and technique index both satisfy it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def tactics(self) -> tuple[str, ...]: ...
+    @property
+    def platforms(self) -> tuple[str, ...]: ...
+
+
+def in_scope(
+    techniques: Mapping[str, TechniqueState], *, platforms: Sequence[str], tactics: Sequence[str]
+) -> set[str]:
+    """Active technique ids matching the platform and tactic filters (case-insensitive)."""
+    plats = {p.lower() for p in platforms}
+    tacs = set(tactics)
+    return {
+        tid
+        for tid, t in techniques.items()
+        if t.status == "active"
+        and (not plats or plats & {p.lower() for p in t.platforms})
+        and (not tacs or tacs & set(t.tactics))
+    }
+
+
 def diff_layer(
     ctx: LayerContext,
-    diff: ReleaseDiff,
-    new: Mapping[str, TechniqueFacts],
+    diff: ReleaseChanges,
+    old: Mapping[str, TechniqueState],
+    new: Mapping[str, TechniqueState],
     *,
-    from_version: str,
     in_scope: set[str],
 ) -> Layer:
-    """Entries on the newer release only: revoked and deprecated ids are named in metadata."""
+    """Entries on the newer release only (added, changed, replacing a technique revoked in it);
+    revoked and deprecated ids are named in metadata. `old` and `new` are the techniques the diff
+    compared, for names and the tactic and platform lists a change shows."""
+    t = diff.techniques
+    added = [r.id for r in t.added if r.id]
+    replaced: dict[str, list[str]] = {}
+    for r in t.revoked:
+        if r.replacement and r.id:
+            replaced.setdefault(r.replacement, []).append(r.id)
+    changed = _changes(t, old, new)
     entries = []
-    ids = sorted((set(diff.added) | set(diff.changed) | set(diff.replaced)) & in_scope)
-    for tid in ids:
-        kinds = [k for k, s in (("added", diff.added), ("replaces", diff.replaced)) if tid in s]
-        kinds += ["changed"] if tid in diff.changed else []
+    for tid in sorted((set(added) | set(changed) | set(replaced)) & in_scope):
+        kinds = [k for k, s in (("added", added), ("replaces", replaced)) if tid in s]
+        kinds += ["changed"] if tid in changed else []
         color, _label = DIFF[kinds[0]]
         notes = []
-        if tid in diff.added:
-            notes.append(f"new since {from_version}")
-        if tid in diff.replaced:
-            notes.append(f"replaces {', '.join(diff.replaced[tid])} (revoked)")
-        meta = [MetadataItem(name="change", value=c) for c in diff.changed.get(tid, ())]
-        meta += [MetadataItem(name="replaces", value=r) for r in diff.replaced.get(tid, ())]
+        if tid in added:
+            notes.append(f"new since {diff.from_version}")
+        if tid in replaced:
+            notes.append(f"replaces {', '.join(replaced[tid])} (revoked)")
+        meta = [MetadataItem(name="change", value=c) for c in changed.get(tid, ())]
+        meta += [MetadataItem(name="replaces", value=r) for r in replaced.get(tid, ())]
         entries.append(
             Technique(
                 techniqueID=tid,
@@ -394,21 +444,41 @@ def diff_layer(
     return _finish(
         ctx,
         entries,
-        name=f"diff {from_version} → {ctx.version}",
-        description=f"What changed in ATT&CK {ctx.domain} from {from_version} to {ctx.version}",
+        name=f"diff {diff.from_version} → {ctx.version}",
+        description=(
+            f"What changed in ATT&CK {ctx.domain} from {diff.from_version} to {ctx.version}"
+        ),
         legend=[(label, color) for color, label in DIFF.values()],
         extra=[
-            ("from", f"ATT&CK {ctx.domain} {from_version}"),
-            ("added", str(len(diff.added))),
-            ("changed", str(len(diff.changed))),
-            (
-                "revoked",
-                _listed(sorted(diff.revoked + [r for v in diff.replaced.values() for r in v])),
-            ),
-            ("deprecated", _listed(diff.deprecated)),
+            ("from", f"ATT&CK {ctx.domain} {diff.from_version}"),
+            ("added", str(len(added))),
+            ("changed", str(len(changed))),
+            ("revoked", _listed([r.id for r in t.revoked if r.id])),
+            ("deprecated", _listed([r.id for r in t.deprecated if r.id])),
         ],
         with_catalogs=False,
     )
+
+
+def _changes(
+    t: TechniqueChanges, old: Mapping[str, TechniqueState], new: Mapping[str, TechniqueState]
+) -> dict[str, list[str]]:
+    """Technique id → "what: before → after" lines, in the legend's order: name, tactics,
+    platforms, description (the diff reports these for techniques active in both releases)."""
+    out: dict[str, list[str]] = {}
+    for r in t.renamed:
+        out.setdefault(r.id, []).append(f"name: {r.old_name} → {r.new_name}")
+    for c in t.tactics_changed:
+        tid = c.id or ""
+        was, now = ", ".join(old[tid].tactics), ", ".join(new[tid].tactics)
+        out.setdefault(tid, []).append(f"tactics: {was} → {now}")
+    for c in t.platforms_changed:
+        tid = c.id or ""
+        was, now = ", ".join(old[tid].platforms), ", ".join(new[tid].platforms)
+        out.setdefault(tid, []).append(f"platforms: {was} → {now}")
+    for d in t.description_changed:
+        out.setdefault(d.id or "", []).append("description")
+    return {tid: out[tid] for tid in sorted(out)}
 
 
 # ---- shared -----------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ class MetadataItem(_Model):
 
 
 class Divider(_Model):
-    divider: bool = True
+    divider: bool
 
 
 class Link(_Model):
@@ -92,9 +92,9 @@ class Link(_Model):
 
 def _entry_kind(value: Any) -> str:
     """Metadata and link lists mix items with dividers (`{"divider": true}`)."""
-    if isinstance(value, Divider) or (isinstance(value, dict) and "divider" in value):
-        return "divider"
-    return "item"
+    if type(value) is dict:
+        return "divider" if "divider" in value else "item"
+    return "divider" if type(value) is Divider else "item"
 
 
 MetadataEntry = Annotated[

@@ -1,10 +1,11 @@
 """Layers: compute the results a kind needs, build the layer, render it; import a layer.
 
 Results come from the coverage service (the same rows `/coverage/...` serves) and rule lists from
-the catalog service. Rule lists and release diffs are cached per catalog import / release load,
-so after a warm-up a layer is in-memory work. An imported layer becomes an ordinary catalog in
-kbmap's canonical format, so coverage, gaps and `/coverage/compare` work against hand-kept
-coverage or a threat-intel actor layer.
+the catalog service; a diff layer shows the attack service's release diff (the one
+`/releases/diff` serves). Rule notes are cached per catalog import and release load, release diffs
+per pair of release loads, so after a warm-up a layer is in-memory work. An imported layer becomes
+an ordinary catalog in kbmap's canonical format, so coverage, gaps and `/coverage/compare` work
+against hand-kept coverage or a threat-intel actor layer.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import Engine
-from sqlalchemy import select as sa_select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from app.attack import service as attack_service
-from app.attack.models import AttackObject, Release
+from app.attack.models import Release, ReleaseChanges
 from app.catalog import service as catalog_service
 from app.catalog.models import CatalogRead
 from app.core.config import CoverageWeights, Settings
@@ -28,16 +28,15 @@ from app.core.errors import InvalidInput, Location
 from app.coverage import service as coverage_service
 from app.coverage.service import Scope
 from app.layer import build, importer
-from app.layer.build import LayerContext, RuleLine
-from app.layer.diff import TechniqueFacts, diff_releases, in_scope
+from app.layer.build import LayerContext, RuleLine, RuleNotes
 from app.layer.navigator import Layer, MetadataItem, dump_layers
 from app.layer.render import Cell, Column, render_svg, render_xlsx
 
 Kind = Literal["coverage", "gaps", "threat", "telemetry", "compare", "diff"]
 _CACHE_SIZE = 16
 _cache_lock = threading.Lock()
-_rules_cache: dict[tuple[Any, ...], dict[str, list[RuleLine]]] = {}
-_facts_cache: dict[tuple[Any, ...], dict[str, TechniqueFacts]] = {}
+_notes_cache: dict[tuple[Any, ...], dict[str, RuleNotes]] = {}
+_diff_cache: dict[tuple[Any, ...], ReleaseChanges] = {}
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
@@ -77,6 +76,8 @@ def release_platforms(session: Session, *, release: Release) -> list[str]:
 
 
 def _context(session: Session, scope: Scope, req: LayerRequest) -> LayerContext:
+    """What the layer says about itself; platform names are checked and spelt as the release
+    spells them, so `filters.platforms` always holds names Navigator knows for that release."""
     known = release_platforms(session, release=scope.release)
     by_lower = {p.lower(): p for p in known}
     unknown = [p for p in scope.platforms if p.lower() not in by_lower]
@@ -118,11 +119,12 @@ def build_layers(
 def build_layer(
     session: Session, *, scope: Scope, req: LayerRequest, weights: CoverageWeights
 ) -> Layer:
+    """One layer of `req.kind`, from the rows the coverage API serves for the same scope."""
     ctx = _context(session, scope, req)
     if req.kind == "coverage":
         rows = coverage_service.technique_rows(session, scope=scope, weights=weights)
-        rules = _rules(session, scope)
-        return build.coverage_layer(ctx, rows, rules, min_score=req.min_score)
+        notes = _rule_notes(session, scope, ctx.base_url)
+        return build.coverage_layer(ctx, rows, notes, min_score=req.min_score)
     if req.kind == "gaps":
         gaps = coverage_service.gaps(
             session,
@@ -141,29 +143,38 @@ def build_layer(
     return _diff(session, scope, req, ctx)
 
 
-def _rules(session: Session, scope: Scope) -> dict[str, list[RuleLine]]:
-    """Covering rules per technique for the scope's catalogs, cached per catalog import."""
+def _rule_notes(session: Session, scope: Scope, base_url: str) -> dict[str, RuleNotes]:
+    """Covering rules per technique for the scope's catalogs, as layer metadata and links;
+    cached per release load and catalog import (rule lists are the slow part of a layer)."""
     key = (
         scope.release.id,
         str(scope.release.loaded_at),
         tuple((c.id, str(c.imported_at)) for c in scope.catalogs),
+        base_url,
     )
-    if key not in _rules_cache:
+    if key not in _notes_cache:
         facts = coverage_service.release_facts(session, release=scope.release)
-        found = catalog_service.rules_for_techniques(
-            session,
-            techniques=facts.index.active_ids(),
-            catalogs=[c.name for c in scope.catalogs],
+        found = (
+            catalog_service.rules_for_techniques(
+                session,
+                techniques=facts.index.active_ids(),
+                catalogs=[c.name for c in scope.catalogs],
+            )
+            if scope.catalogs
+            else {}
         )
-        lines = {
-            tid: [
-                RuleLine(r.catalog, r.rule_id, r.title or r.name or r.rule_id, r.enabled)
-                for r in refs
-            ]
+        notes = {
+            tid: build.rule_notes(
+                [
+                    RuleLine(r.catalog, r.rule_id, r.title or r.name or r.rule_id, r.enabled)
+                    for r in refs
+                ],
+                base_url=base_url,
+            )
             for tid, refs in found.items()
         }
-        _remember(_rules_cache, key, lines if scope.catalogs else {})
-    return _rules_cache[key]
+        _remember(_notes_cache, key, notes)
+    return _notes_cache[key]
 
 
 def _threat(
@@ -259,53 +270,29 @@ def _diff(session: Session, scope: Scope, req: LayerRequest, ctx: LayerContext) 
         raise InvalidInput(
             f"from ({old.version}) must be older than to ({to.version})", Location(field="from")
         )
-    new_facts = technique_facts(session, release=to)
-    changes = diff_releases(technique_facts(session, release=old), new_facts)
+    changes = _release_changes(session, old, to)
+    before = attack_service.release_view(session, release=old).techniques
+    after = attack_service.release_view(session, release=to).techniques
     if to.id != scope.release.id:  # filters and platform names of the newer release
         ctx = _context(session, dataclasses.replace(scope, release=to), req)
-    scoped = in_scope(new_facts, platforms=ctx.platforms, tactics=scope.tactics)
+    scoped = build.in_scope(after, platforms=ctx.platforms, tactics=scope.tactics)
     ctx = dataclasses.replace(ctx, catalogs=[])
-    return build.diff_layer(ctx, changes, new_facts, from_version=old.version, in_scope=scoped)
+    return build.diff_layer(ctx, changes, before, after, in_scope=scoped)
+
+
+def _release_changes(session: Session, old: Release, new: Release) -> ReleaseChanges:
+    """The attack service's release diff, kept per pair of release loads: a split layer asks
+    once per platform, and the diff layer only reads it."""
+    key = (attack_service.release_key(old), attack_service.release_key(new))
+    changes = _diff_cache.get(key)
+    if changes is None:
+        changes = attack_service.diff_releases(session, old=old, new=new)
+        _remember(_diff_cache, key, changes)
+    return changes
 
 
 def _vkey(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split(".") if p.isdigit())
-
-
-def technique_facts(session: Session, *, release: Release) -> dict[str, TechniqueFacts]:
-    """Every technique of a release with what the small diff compares, cached per load."""
-    key = (release.id, str(release.loaded_at))
-    if key in _facts_cache:
-        return _facts_cache[key]
-    index = attack_service.technique_index(session, release=release)
-    extra = {
-        aid: (modified, description)
-        for aid, modified, description in session.execute(
-            sa_select(
-                col(AttackObject.attack_id),
-                col(AttackObject.modified),
-                col(AttackObject.description),
-            ).where(
-                col(AttackObject.release_id) == release.id,
-                col(AttackObject.kind) == "technique",
-            )
-        ).all()
-    }
-    facts = {
-        tid: TechniqueFacts(
-            id=tid,
-            name=i.name,
-            status=i.status,
-            tactics=i.tactics,
-            platforms=i.platforms,
-            revoked_by=i.revoked_by,
-            modified=extra.get(tid, (None, ""))[0],
-            description=extra.get(tid, (None, ""))[1] or "",
-        )
-        for tid, i in index.techniques.items()
-    }
-    _remember(_facts_cache, key, facts)
-    return facts
 
 
 # ---- files and pictures -----------------------------------------------------------------------
@@ -329,7 +316,7 @@ def matrix(session: Session, *, scope: Scope, release: Release | None = None) ->
     """Tactic columns in matrix order with the in-scope techniques under each, by name."""
     rel = release or scope.release
     index = coverage_service.release_facts(session, release=rel).index
-    scoped = in_scope(index.techniques, platforms=scope.platforms, tactics=scope.tactics)
+    scoped = build.in_scope(index.techniques, platforms=scope.platforms, tactics=scope.tactics)
     subs: dict[str, list[str]] = {}
     for tid in sorted(scoped):
         if index.techniques[tid].is_subtechnique:

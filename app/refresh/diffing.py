@@ -1,8 +1,9 @@
-"""Release diff queries: read two releases and the catalogs' mappings, hand them to `diff.py`.
+"""Release diff queries: the attack service's diff of two releases, plus each catalog's impact.
 
-Read-only (no transaction needed): the diff itself is pure; this module only loads what it
-compares and asks the coverage service for each catalog's covered counts on both releases, so
-"coverage before vs after" is the same number `kbmap coverage --version X` prints.
+Read-only (no transaction needed): what changed between the releases is
+`attack_service.diff_releases` (the one release diff); this module loads the catalogs' mappings
+for `diff.stale_mappings` and asks the coverage service for each catalog's covered counts on both
+releases, so "coverage before vs after" is the same number `kbmap coverage --version X` prints.
 """
 
 from __future__ import annotations
@@ -13,56 +14,16 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.attack import service as attack_service
-from app.attack.models import AttackObject, Relationship, Release
+from app.attack.models import Release
+from app.attack.service import ReleaseView
 from app.catalog import service as catalog_service
 from app.catalog.models import Catalog, Rule, RuleTechnique
 from app.catalog.validate import fold_technique
 from app.core.config import CoverageWeights
 from app.coverage import service as coverage_service
 from app.coverage.models import Count, CoverageSummary, GroupCount
-from app.refresh.diff import (
-    VIEW_KINDS,
-    MappingRow,
-    ReleaseView,
-    build_view,
-    diff_releases,
-    stale_mappings,
-)
+from app.refresh.diff import MappingRow, stale_mappings
 from app.refresh.models import CatalogImpact, ReleaseDiff, TacticCoverage
-
-STRUCTURE = ("revoked-by", "subtechnique-of")
-
-
-def load_view(session: Session, *, release: Release) -> ReleaseView:
-    """The objects and structural relationships of one release, as the pure diff reads them."""
-    rid = release.id or 0
-    objects = session.exec(
-        select(AttackObject).where(
-            AttackObject.release_id == rid, col(AttackObject.kind).in_(VIEW_KINDS)
-        )
-    ).all()
-    rels = session.execute(
-        sa_select(
-            col(Relationship.relationship_type),
-            col(Relationship.source_ref),
-            col(Relationship.target_ref),
-            col(Relationship.revoked),
-            col(Relationship.deprecated),
-        ).where(
-            col(Relationship.release_id) == rid,
-            col(Relationship.relationship_type).in_(STRUCTURE),
-        )
-    ).all()
-    # revoked-by counts whatever its own flags say (as the technique index does); a revoked or
-    # deprecated subtechnique-of no longer makes a parent
-    live = [(t, s, d) for t, s, d, rev, dep in rels if t == "revoked-by" or not (rev or dep)]
-    return build_view(
-        domain=release.domain,
-        version=release.version,
-        detection_model=release.detection_model,
-        objects=objects,
-        relationships=live,
-    )
 
 
 def release_diff(
@@ -83,9 +44,10 @@ def release_diff(
     """
     before = attack_service.get_release(session, domain=domain, version=from_version)
     after = attack_service.get_release(session, domain=domain, version=to_version)
-    bv = load_view(session, release=before)
-    av = load_view(session, release=after)
-    result = diff_releases(bv, av, with_text=with_text)
+    changes = attack_service.diff_releases(session, old=before, new=after, with_text=with_text)
+    result = ReleaseDiff(**dict(changes))
+    bv = attack_service.release_view(session, release=before)
+    av = attack_service.release_view(session, release=after)
     w = weights if weights is not None else CoverageWeights.model_construct()
     for cat in _catalogs(session, names=catalogs, domain=before.domain):
         result.catalogs.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,10 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
+from app.attack.diff import ReleaseView, build_view, diff_releases
 from app.coverage.models import Gap, PriorityParts, TechniqueCoverage
-from app.layer import build, diff, importer
+from app.layer import build, importer
 from app.layer.build import LayerContext, RuleLine
-from app.layer.diff import TechniqueFacts
 from app.layer.navigator import Layer, Technique, dump_layers, read_layers
 from app.layer.render import Cell, Column, gradient_color, render_svg
 
@@ -71,13 +72,13 @@ def test_coverage_layer_entries_tactics_and_parents() -> None:
         row("T3000", 100.0, ["discovery"], rules=3),
         row("T4000", 0.0, ["discovery"]),
     ]
-    rules = {
-        "T3000": [
-            RuleLine("cat-a", f"r{i}", f"rule <{i}> & co", enabled=i != 2)
-            for i in range(build.MAX_RULE_METADATA + 3)
-        ]
-    }
-    layer = build.coverage_layer(CTX, rows, rules)
+    lines = [
+        RuleLine("cat-a", f"r{i}", f"rule <{i}> & co", enabled=i != 2)
+        for i in range(build.MAX_RULE_METADATA + 3)
+    ]
+    layer = build.coverage_layer(
+        CTX, rows, {"T3000": build.rule_notes(lines, base_url=CTX.base_url)}
+    )
     d = json.loads(dump_layers(layer))
     jsonschema.validate(d, SCHEMA)
     assert empty_strings(d) == []
@@ -190,50 +191,88 @@ def test_telemetry_states() -> None:
     }
 
 
-def facts(tid: str, **kw: Any) -> TechniqueFacts:
-    base: dict[str, Any] = {
-        "name": tid,
-        "status": "active",
-        "tactics": ("execution",),
-        "platforms": ("Windows",),
-        "modified": "2024",
-        "description": "d",
-    }
-    return TechniqueFacts(id=tid, **{**base, **kw})
+@dataclass
+class Obj:
+    """An ATT&CK object as the release diff reads it (what an `AttackObject` row offers)."""
+
+    stix_id: str
+    kind: str
+    attack_id: str | None
+    name: str
+    description: str = "d"
+    revoked: bool = False
+    deprecated: bool = False
+    platforms: list[str] = field(default_factory=lambda: ["Windows"])
+    data: dict[str, Any] = field(default_factory=dict)
 
 
-def test_diff_releases_and_layer() -> None:
-    old = {t: facts(t) for t in ("T1001", "T1002", "T1003", "T1004", "T1006")}
-    old["T1005"] = facts("T1005", description="old", modified="2023")
-    new = {
-        "T1001": facts("T1001"),
-        "T1002": facts("T1002", name="Renamed", tactics=("execution", "persistence")),
-        "T1003": facts("T1003", status="revoked", revoked_by="T1007"),
-        "T1004": facts("T1004", status="deprecated"),
-        "T1005": facts("T1005", description="new", modified="2025"),
-        "T1006": facts("T1006", description="same stamp, other text"),
-        "T1007": facts("T1007"),
-        "T1008": facts("T1008", platforms=("Linux",)),
-    }
-    changes = diff.diff_releases(old, new)
-    assert changes.added == ["T1007", "T1008"]
-    assert sorted(changes.changed) == ["T1002", "T1005"]
-    assert changes.changed["T1002"] == [
-        "name: T1002 → Renamed",
-        "tactics: execution → execution, persistence",
+def tech(tid: str, *, tactics: tuple[str, ...] = ("execution",), **kw: Any) -> Obj:
+    phases = [{"kill_chain_name": "mitre-attack", "phase_name": t} for t in tactics]
+    return Obj(
+        f"attack-pattern--{tid}",
+        "technique",
+        tid,
+        kw.pop("name", tid),
+        **kw,
+        data={"kill_chain_phases": phases},
+    )
+
+
+def release(version: str, objs: list[Obj], revoked_by: dict[str, str]) -> ReleaseView:
+    rels = [
+        ("revoked-by", f"attack-pattern--{a}", f"attack-pattern--{b}")
+        for a, b in revoked_by.items()
     ]
-    assert changes.replaced == {"T1007": ["T1003"]} and changes.deprecated == ["T1004"]
-    scoped = diff.in_scope(new, platforms=["windows"], tactics=[])
+    return build_view(
+        domain="enterprise", version=version, detection_model="x", objects=objs, relationships=rels
+    )
+
+
+def test_diff_layer_from_the_release_diff() -> None:
+    old = release(
+        "17.1",
+        [tech(t) for t in ("T1001", "T1002", "T1003", "T1004", "T1006")]
+        + [tech("T1005", description="old")],
+        {},
+    )
+    new = release(
+        "18.1",
+        [
+            tech("T1001"),
+            tech("T1002", name="Renamed", tactics=("execution", "persistence")),
+            tech("T1003", revoked=True),
+            tech("T1004", deprecated=True),
+            tech("T1005", description="new"),
+            tech("T1006"),
+            tech("T1007"),
+            tech("T1008", platforms=["Linux"]),
+        ],
+        {"T1003": "T1007"},
+    )
+    changes = diff_releases(old, new)
+    t = changes.techniques
+    assert [x.id for x in t.added] == ["T1007", "T1008"]
+    assert [(x.id, x.replacement) for x in t.revoked] == [("T1003", "T1007")]
+    assert [x.id for x in t.deprecated] == ["T1004"]
+    assert [x.id for x in t.renamed] == [x.id for x in t.tactics_changed] == ["T1002"]
+    assert [x.id for x in t.description_changed] == ["T1005"]
+    scoped = build.in_scope(new.techniques, platforms=["windows"], tactics=[])
     assert "T1008" not in scoped and "T1003" not in scoped
-    layer = build.diff_layer(CTX, changes, new, from_version="17.1", in_scope=scoped)
+    layer = build.diff_layer(CTX, changes, old.techniques, new.techniques, in_scope=scoped)
     d = json.loads(dump_layers(layer))
     jsonschema.validate(d, SCHEMA)
     by_id = {e["techniqueID"]: e for e in d["techniques"]}
     assert set(by_id) == {"T1002", "T1005", "T1007"}
     assert by_id["T1007"]["color"] == build.DIFF["added"][0]
     assert "replaces T1003 (revoked)" in by_id["T1007"]["comment"]
+    assert [m["value"] for m in by_id["T1002"]["metadata"]] == [
+        "name: T1002 → Renamed",
+        "tactics: execution → execution, persistence",
+    ]
+    assert [m["value"] for m in by_id["T1005"]["metadata"]] == ["description"]
     meta = {m["name"]: m["value"] for m in d["metadata"]}
     assert meta["revoked"] == "T1003" and meta["deprecated"] == "T1004"
+    assert (meta["added"], meta["changed"], meta["from"]) == ("2", "2", "ATT&CK enterprise 17.1")
     assert "catalogs" not in meta
 
 

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from app.attack.diff import ReleaseView, build_view, diff_releases
 from app.attack.ingest import ingest_sources
 from app.catalog import service as catalog_service
 from app.catalog.source import open_source
@@ -25,7 +26,7 @@ from app.core.db import make_engine
 from app.core.errors import NotFound
 from app.main import create_app
 from app.refresh.diff import MappingRow as Row
-from app.refresh.diff import ReleaseView, build_view, diff_releases, stale_mappings
+from app.refresh.diff import stale_mappings
 from app.refresh.diffing import release_diff
 from app.refresh.models import ReleaseDiff
 from tests import rawdata

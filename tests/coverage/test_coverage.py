@@ -202,3 +202,44 @@ def test_data_component_view(client: TestClient) -> None:
     assert pc["covered"] + pc["uncovered"] == pc["techniques"]
     assert len(pc["uncovered_techniques"]) == pc["uncovered"]
     assert not set(pc["uncovered_techniques"]) & _raw_sigma_covered()
+
+
+def test_pins_decide_the_tactic_and_a_wrong_pin_falls_back(
+    catalog_settings: Settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """T1550.001 sits under defense-evasion and lateral-movement; a pin narrows it to one, a pin
+    to a tactic it does not have (warned at import) counts for its own tactics."""
+    from app.catalog import service as catalog_service
+    from app.catalog.source import open_source
+    from app.core.db import make_engine
+
+    f = tmp_path / "pins.yaml"
+    f.write_text(
+        "name: pins\nrules:\n  - id: A\n    techniques: [T1550.001@lateral-movement]\n"
+        "  - id: B\n    techniques: [T1059.001@impact]\n"
+    )
+    engine = make_engine(catalog_settings.database_url)
+    catalog_service.import_catalog(
+        engine, catalog_settings, source=open_source(f, catalog_settings.limits)
+    )
+    with TestClient(create_app(catalog_settings)) as c:
+        rows = {
+            r["id"]: r
+            for r in c.get(
+                "/api/v1/coverage/techniques", params={"catalog": "pins", "covered": "true"}
+            ).json()["items"]
+        }
+        tactics = {
+            t["key"]: t["covered"]
+            for t in c.get("/api/v1/coverage/tactics", params={"catalog": "pins"}).json()
+        }
+    assert set(rows) == {"T1550.001", "T1059.001"}
+    assert rows["T1550.001"]["tactic_scores"]["lateral-movement"] > 0
+    assert rows["T1550.001"]["tactic_scores"]["defense-evasion"] == 0
+    assert rows["T1059.001"]["tactic_scores"] == {}
+    assert (
+        tactics["lateral-movement"],
+        tactics["defense-evasion"],
+        tactics["execution"],
+        tactics["impact"],
+    ) == (1, 0, 1, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,14 +12,18 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.audit import AuditWrites
+from app.api.body_limit import BodyLimit
 from app.api.router import api_router
 from app.core.config import Settings, get_settings
 from app.core.db import init_db, make_engine
 from app.core.errors import KbmapError
 from app.web.routes import STATIC_DIR
 from app.web.routes import router as web_router
+
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -50,6 +55,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def kbmap_error(_request: Request, exc: KbmapError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None  # RFC 6750
         return JSONResponse(exc.as_dict(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """The framework's own refusals (an unparsable body, no such route) in the error format."""
+        body: dict[str, Any] = {
+            "error": {
+                "code": HTTP_CODES.get(exc.status_code, "error"),
+                "message": str(exc.detail),
+                "location": None,
+                "issues": [],
+            }
+        }
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -96,4 +114,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_router)  # server-rendered pages at the root
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(AuditWrites)
+    app.add_middleware(BodyLimit, max_upload_bytes=settings.limits.max_upload_bytes)
     return app

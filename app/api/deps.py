@@ -14,6 +14,7 @@ from app.attack.models import Release
 from app.auth import service as auth_service
 from app.auth.models import ApiToken
 from app.core.config import Settings
+from app.core.db import begin_snapshot
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import SCOPES, scope_allows
 
@@ -24,7 +25,9 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 def get_session_dep(request: Request) -> Iterator[Session]:
+    """One read session per request, on one snapshot (never a mix of two commits)."""
     with Session(request.app.state.engine) as session:
+        begin_snapshot(session)
         yield session
 
 

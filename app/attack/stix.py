@@ -219,11 +219,11 @@ def parse_bundle(
                     )
                 )
             else:
-                problem = (
+                why = (
                     _shape_problem(obj, True)
                     or "relationship_type, source_ref or target_ref is missing"
                 )
-                issues.append(Issue(f"object {sid}: {problem}", Location(source, field="objects")))
+                issues.append(Issue(f"object {sid}: {why}", Location(source, field="objects")))
             continue
         problem = _shape_problem(obj, False)
         if problem:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Path, Query, Request, Response, UploadFile, status
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import (
     CatalogsQuery,
@@ -65,8 +66,12 @@ async def import_catalog(
     if len(data) > limit:
         raise TooLarge(f"upload exceeds the limit of {limit} bytes", Location(file=file.filename))
     request.state.audit_target = name or file.filename or "upload"
-    source = source_from_bytes(file.filename or "upload", data, settings.limits)
-    result = catalog_service.import_catalog(
+    # unpacking, parsing and the write take a second or more: off the event loop serving reads
+    source = await run_in_threadpool(
+        source_from_bytes, file.filename or "upload", data, settings.limits
+    )
+    result = await run_in_threadpool(
+        catalog_service.import_catalog,
         request.app.state.engine,
         settings,
         source=source,

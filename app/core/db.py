@@ -123,6 +123,22 @@ def init_db(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def begin_snapshot(session: Session) -> None:
+    """Make every later read of `session` see one snapshot of the database.
+
+    A request reads in several queries (the release, then its objects); without this each query
+    sees the newest commit, so a page built while an ingest commits mixes two releases. PostgreSQL
+    gets REPEATABLE READ for this transaction; SQLite an explicit BEGIN, since the driver starts
+    no transaction for SELECTs (in WAL mode the snapshot is taken at the first read). For read
+    sessions only: the session is closed with a rollback, never committed.
+    """
+    conn = session.connection()
+    if is_sqlite(conn):
+        conn.exec_driver_sql("BEGIN")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
 def get_session(engine: Engine) -> Iterator[Session]:
     with Session(engine) as session:
         yield session

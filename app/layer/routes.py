@@ -10,6 +10,7 @@ import dataclasses
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, UploadFile, status
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import SessionDep, SettingsDep, WriteAccess
 from app.catalog.models import CatalogRead
@@ -98,7 +99,12 @@ def layer_xlsx(
 @router.get(
     "/{kind}",
     response_class=Response,
-    responses={200: {"model": Layer, "description": "a Navigator 4.5 layer (a list when split)"}},
+    responses={
+        200: {
+            "model": Layer | list[Layer],
+            "description": "a Navigator 4.5 layer (a list when split)",
+        }
+    },
 )
 def get_layer(
     session: SessionDep,
@@ -138,7 +144,8 @@ async def import_layer(
     if len(data) > limit:
         raise TooLarge(f"upload exceeds the limit of {limit} bytes", Location(file=file.filename))
     request.state.audit_target = name
-    return layer_service.import_layer(
+    return await run_in_threadpool(  # the import's write, off the event loop that serves reads
+        layer_service.import_layer,
         request.app.state.engine,
         settings,
         data=data,

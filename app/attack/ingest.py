@@ -114,15 +114,7 @@ def ingest_sources(
                 session.execute(delete(Release).where(Release.id == existing.id))
             if step:
                 step(f"writing {parsed.domain} {parsed.version}")
-            try:
-                write_release(session.connection(), parsed)
-            except KbmapError:
-                raise
-            except Exception as exc:  # a database refusal names the file, not a traceback
-                raise InvalidInput(
-                    f"could not store the release: {type(exc).__name__}: {exc}",
-                    Location(file=parsed.source),
-                ) from exc
+            write_release(session.connection(), parsed)
             outcomes.append(_outcome(parsed, "replaced" if existing is not None else "loaded"))
     return outcomes
 
@@ -144,6 +136,19 @@ def _active_techniques(parsed: ParsedRelease) -> int:
 
 
 def write_release(connection: object, parsed: ParsedRelease) -> int:
+    """Insert one parsed release; a database refusal becomes an error naming the source."""
+    try:
+        return _insert_release(connection, parsed)
+    except KbmapError:
+        raise
+    except Exception as exc:  # e.g. a constraint or a dropped connection, not a traceback
+        raise InvalidInput(
+            f"could not store {parsed.domain} {parsed.version}: {type(exc).__name__}",
+            Location(file=parsed.source),
+        ) from exc
+
+
+def _insert_release(connection: object, parsed: ParsedRelease) -> int:
     """Insert one parsed release with bulk inserts; returns the new release id."""
     from sqlalchemy import Connection, insert
 

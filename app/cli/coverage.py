@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from app.coverage.service import Scope
 
 from app.cli.common import echo_json, engine, settings
 
@@ -26,6 +31,30 @@ def register(app: typer.Typer) -> None:
     app.command("gaps")(gaps)
 
 
+def make_scope(
+    session: Session,
+    domain: str | None,
+    version: str | None,
+    catalog: list[str] | None,
+    platform: list[str] | None,
+    tactic: list[str] | None,
+    groups: list[str] | None,
+) -> Scope:
+    """The coverage question the common CLI options ask (shared by coverage, gaps, layer)."""
+    from app.attack import service as attack_service
+    from app.coverage import service as coverage_service
+
+    release = attack_service.get_release(session, domain=domain, version=version)
+    return coverage_service.make_scope(
+        session,
+        release=release,
+        catalogs=catalog,
+        platforms=platform,
+        tactics=tactic,
+        threat=groups,
+    )
+
+
 def coverage(
     catalog: Catalogs = None,
     platform: Platforms = None,
@@ -42,20 +71,11 @@ def coverage(
     from rich.table import Table
     from sqlmodel import Session
 
-    from app.attack import service as attack_service
     from app.coverage import service as coverage_service
 
     s = settings()
     with Session(engine(s)) as session:
-        release = attack_service.get_release(session, domain=domain, version=version)
-        scope = coverage_service.make_scope(
-            session,
-            release=release,
-            catalogs=catalog,
-            platforms=platform,
-            tactics=tactic,
-            threat=groups,
-        )
+        scope = make_scope(session, domain, version, catalog, platform, tactic, groups)
         if a or b:
             if not (a and b):
                 raise typer.BadParameter("compare needs both --a and --b")
@@ -136,20 +156,12 @@ def gaps(
     from rich.table import Table
     from sqlmodel import Session
 
-    from app.attack import service as attack_service
     from app.coverage import service as coverage_service
 
     s = settings()
     with Session(engine(s)) as session:
-        release = attack_service.get_release(session, domain=domain, version=version)
-        scope = coverage_service.make_scope(
-            session,
-            release=release,
-            catalogs=catalog,
-            platforms=platform,
-            tactics=tactic,
-            threat=groups,
-        )
+        scope = make_scope(session, domain, version, catalog, platform, tactic, groups)
+        release = scope.release
         page = coverage_service.gap_page(
             session,
             scope=scope,

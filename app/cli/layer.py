@@ -14,6 +14,7 @@ import typer
 
 from app.cli.audit import audited
 from app.cli.common import engine, settings
+from app.cli.coverage import make_scope
 
 if TYPE_CHECKING:  # the service stack loads inside commands, so `kbmap` starts fast
     from app.layer.service import Kind
@@ -76,8 +77,6 @@ def _layer_command(kind: Kind) -> Callable[..., None]:
     ) -> None:
         from sqlmodel import Session
 
-        from app.attack import service as attack_service
-        from app.coverage import service as coverage_service
         from app.layer import service as layer_service
         from app.layer.service import LayerRequest
 
@@ -98,15 +97,7 @@ def _layer_command(kind: Kind) -> Callable[..., None]:
             split="platform" if split_platform else None,
         )
         with Session(engine(s)) as session:
-            release = attack_service.get_release(session, domain=domain, version=version)
-            scope = coverage_service.make_scope(
-                session,
-                release=release,
-                catalogs=catalog,
-                platforms=platform,
-                tactics=tactic,
-                threat=groups,
-            )
+            scope = make_scope(session, domain, version, catalog, platform, tactic, groups)
             if svg or xlsx:
                 content, _media, _name = layer_service.render_layer(
                     session, scope=scope, req=req, weights=s.coverage, fmt="svg" if svg else "xlsx"

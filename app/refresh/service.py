@@ -26,7 +26,7 @@ from app.attack.stix import DOMAINS, ParsedRelease, domain_of, parse_bundle, ver
 from app.core.config import MITRE_INDEX_URL, Settings
 from app.core.db import transaction
 from app.core.download import fetch
-from app.core.errors import InvalidInput, KbmapError, Location, NotFound
+from app.core.errors import InvalidInput, Location, NotFound
 from app.core.limits import maybe_gunzip, read_stream_bounded
 from app.refresh.index import (
     CollectionIndex,
@@ -276,15 +276,7 @@ def _write_all(
                 continue
             if step:
                 step(f"writing {p.domain} {p.version}")
-            try:
-                write_release(session.connection(), p)
-            except KbmapError:
-                raise
-            except Exception as exc:  # a database refusal names the release, not a traceback
-                raise InvalidInput(
-                    f"could not store {p.domain} {p.version}: {type(exc).__name__}",
-                    Location(file=p.source),
-                ) from exc
+            write_release(session.connection(), p)
             fetched.append(
                 Fetched(
                     p.domain,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.attack import service as attack_service
 from app.attack.models import Release
@@ -19,7 +20,7 @@ from app.core.errors import Forbidden, Unauthorized
 from app.core.security import SCOPES, scope_allows
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -64,7 +65,7 @@ ReleaseDep = Annotated[Release, Depends(get_release_dep)]
 LookupReleasesDep = Annotated[list[Release], Depends(get_lookup_releases_dep)]
 
 
-def page_params(
+async def page_params(
     settings: SettingsDep,
     limit: Annotated[
         int, Query(ge=1, description="page size (capped by KBMAP_LIMIT_MAX_PAGE)")
@@ -92,7 +93,7 @@ _bearer = HTTPBearer(
 )
 
 
-def get_token_dep(
+async def get_token_dep(
     request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -106,14 +107,18 @@ def get_token_dep(
     """
     if credentials is None:
         return None
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
-        token = auth_service.verify_token(session, credentials.credentials, settings)
+    token = await run_in_threadpool(_verify, request, credentials.credentials, settings)
     if token is None:
         raise Unauthorized(INVALID_TOKEN)
     return token
 
 
-def require_scope(scope: str) -> Callable[..., None]:
+def _verify(request: Request, secret: str, settings: Settings) -> ApiToken | None:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        return auth_service.verify_token(session, secret, settings)
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[None]]:
     """A guard: 401 without a live token, 403 when the token ranks below `scope`.
 
     Reads pass without a token when `settings.reads_need_token` is False (loopback by default, or
@@ -124,7 +129,7 @@ def require_scope(scope: str) -> Callable[..., None]:
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
-    def guard(
+    async def guard(  # async: no I/O here, so no hop to the thread pool on every request
         request: Request,
         settings: SettingsDep,
         token: Annotated[ApiToken | None, Depends(get_token_dep)],

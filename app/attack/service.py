@@ -163,15 +163,6 @@ def objects_by_stix_id(
     return {o.stix_id: o for o in rows}
 
 
-def _ref(o: AttackObject) -> Ref:
-    return Ref(id=o.attack_id, name=o.name)
-
-
-def _sorted_refs(objs: Iterable[AttackObject]) -> list[Ref]:
-    unique = {o.stix_id: o for o in objs}
-    return sorted((_ref(o) for o in unique.values()), key=lambda r: (r.id or "", r.name))
-
-
 # ---- techniques ----------------------------------------------------------------------------
 
 
@@ -231,13 +222,13 @@ def _briefs(session: Session, *, release_id: int, refs: Iterable[str]) -> dict[s
     return {r[0]: Brief(*r) for r in rows}
 
 
-def _brief_ref(o: Brief | AttackObject) -> Ref:
+def _ref(o: Brief | AttackObject) -> Ref:
     return Ref(id=o.attack_id, name=o.name)
 
 
 def _sorted_briefs(objs: Iterable[Brief]) -> list[Ref]:
     unique = {o.stix_id: o for o in objs}
-    return sorted((_brief_ref(o) for o in unique.values()), key=lambda r: (r.id or "", r.name))
+    return sorted((_ref(o) for o in unique.values()), key=lambda r: (r.id or "", r.name))
 
 
 def get_technique_page(
@@ -317,11 +308,11 @@ def get_technique_page(
         version=release.version,
         revoked=tech.revoked,
         deprecated=tech.deprecated,
-        revoked_by=_brief_ref(revoked_by) if revoked_by else None,
+        revoked_by=_ref(revoked_by) if revoked_by else None,
         tactics=[p["phase_name"] for p in data.get("kill_chain_phases") or ()],
         platforms=tech.platforms,
         is_subtechnique=bool(data.get("is_subtechnique")),
-        parent=_brief_ref(parent) if parent else None,
+        parent=_ref(parent) if parent else None,
         subtechniques=_sorted_briefs(o for _, o in by_type.get("subtechnique-of", [])),
         detection=data.get("detection") or "",
         data_sources=list(data.get("data_sources") or ()),

@@ -137,8 +137,3 @@ def begin_snapshot(session: Session) -> None:
         conn.exec_driver_sql("BEGIN")
     elif conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-
-
-def get_session(engine: Engine) -> Iterator[Session]:
-    with Session(engine) as session:
-        yield session

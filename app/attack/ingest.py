@@ -7,7 +7,7 @@ release near the cost of parsing it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,15 +18,14 @@ from sqlmodel import col
 
 from app.attack.detection import derive_links
 from app.attack.models import Release
+from app.attack.sources import BundleFeed
 from app.attack.stix import ParsedRelease, parse_bundle
 from app.core.config import Limits
 from app.core.db import bulk_insert, transaction
-from app.core.download import fetch
-from app.core.errors import InvalidInput, KbmapError, Location, NotFound
-from app.core.limits import read_stream_bounded
+from app.core.errors import InvalidInput, KbmapError, Location
+from app.core.gc_pause import paused_gc
 
 Step = Callable[[str], None]
-BUNDLE_SUFFIXES = (".json", ".json.gz")
 
 
 @dataclass(frozen=True)
@@ -40,57 +39,30 @@ class IngestOutcome:
     techniques: int
 
 
-def expand_sources(sources: list[str]) -> list[str]:
-    """Files stay, folders give their bundle files (not recursive, sorted), URLs stay."""
-    out: list[str] = []
-    for src in sources:
-        if src.startswith(("http://", "https://")):
-            out.append(src)
-            continue
-        path = Path(src)
-        if path.is_dir():
-            found = sorted(str(p) for p in path.iterdir() if p.name.endswith(BUNDLE_SUFFIXES))
-            if not found:
-                raise InvalidInput("folder holds no .json or .json.gz bundle", Location(file=src))
-            out.extend(found)
-        elif path.is_file():
-            out.append(src)
-        else:
-            raise NotFound("no such file or folder", Location(file=src))
-    return out
-
-
-def read_source(source: str, *, limits: Limits, timeout: float = 30.0, retries: int = 3) -> bytes:
-    if source.startswith(("http://", "https://")):
-        return fetch(source, max_bytes=limits.max_bundle_bytes, timeout=timeout, retries=retries)
-    with open(source, "rb") as fh:
-        return read_stream_bounded(fh, limit=limits.max_bundle_bytes, name=source)
-
-
-def parse_sources(
-    sources: list[str], *, version: str | None, limits: Limits, step: Step | None = None
-) -> Iterator[ParsedRelease]:
-    for src in expand_sources(sources):
-        if step:
-            step(f"reading {Path(src).name}")
-        raw = read_source(src, limits=limits)
-        yield parse_bundle(raw, source=src, version=version, max_bytes=limits.max_bundle_bytes)
-
-
 def ingest_sources(
     engine: Engine,
-    sources: list[str],
+    sources: Sequence[str] | BundleFeed,
     *,
     limits: Limits,
     version: str | None = None,
     replace: bool = False,
     step: Step | None = None,
 ) -> list[IngestOutcome]:
-    """Load every bundle the sources name; one transaction for the whole call."""
+    """Load every bundle the sources name; one transaction for the whole call.
+
+    `sources` may be a BundleFeed already reading (the CLI starts one before its own imports);
+    the next bundle is read while the current one is parsed and written.
+    """
+    feed = sources if isinstance(sources, BundleFeed) else BundleFeed(sources, limits=limits)
     outcomes: list[IngestOutcome] = []
     seen: set[tuple[str, str]] = set()
-    with transaction(engine) as session:
-        for parsed in parse_sources(sources, version=version, limits=limits, step=step):
+    with feed, paused_gc(), transaction(engine) as session:
+        for src, data in feed:
+            if step:
+                step(f"reading {Path(src).name}")
+            parsed = parse_bundle(
+                data, source=src, version=version, max_bytes=limits.max_bundle_bytes
+            )
             key = (parsed.domain, parsed.version)
             if key in seen:
                 raise InvalidInput(

@@ -8,7 +8,6 @@ import typer
 
 from app.cli.audit import audited
 from app.cli.common import echo_json, engine, progress, settings
-from app.core.config import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -30,13 +29,22 @@ def ingest(
     json_out: Annotated[bool, typer.Option("--json", help="print the outcome as JSON")] = False,
 ) -> None:
     """Load ATT&CK STIX bundles; all or nothing, one transaction for the whole call."""
-    from app.attack.ingest import ingest_sources
+    from app.core.gc_pause import paused_gc
 
-    s = settings()
-    with progress() as step:
-        outcomes = ingest_sources(
-            engine(s), sources, limits=s.limits, version=version, replace=replace, step=step
-        )
+    with paused_gc():  # imports and the parse build many objects and no garbage cycles
+        from app.attack.sources import BundleFeed
+
+        s = settings()
+        with BundleFeed(
+            sources, limits=s.limits, timeout=s.download_timeout, retries=s.download_retries
+        ) as feed:
+            # the database layer imports while the feed reads and gunzips on its worker thread
+            from app.attack.ingest import ingest_sources
+
+            with progress() as step:
+                outcomes = ingest_sources(
+                    engine(s), feed, limits=s.limits, version=version, replace=replace, step=step
+                )
     if json_out:
         echo_json(outcomes)
         return
@@ -115,6 +123,8 @@ def serve(
     import uvicorn
 
     from app.refresh.startup import ensure_attack_loaded
+
+    from app.core.config import get_settings
 
     if host:  # the app (and each worker) reads its settings, so the bind address goes there
         os.environ["KBMAP_HOST"] = host

@@ -1,21 +1,32 @@
-"""What every CLI module shares: settings, the engine, progress on a terminal, JSON output."""
+"""What every CLI module shares: settings, the engine, progress on a terminal, JSON output.
+
+Nothing heavy at import time (no SQLAlchemy, no pydantic-settings): every command module imports
+this one, and `kbmap ingest` wants its bundle reading under way before those load.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import typer
-from sqlalchemy import Engine
 
-from app.core.config import Settings, get_settings
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from app.core.config import Settings
 
 
 def settings() -> Settings:
+    from app.core.config import get_settings
+
     return get_settings()
+
+
+_engines: list[Engine] = []
 
 
 def engine(s: Settings | None = None) -> Engine:
@@ -23,7 +34,14 @@ def engine(s: Settings | None = None) -> Engine:
 
     eng = make_engine((s or settings()).database_url)
     init_db(eng)
+    _engines.append(eng)
     return eng
+
+
+def dispose_engines() -> None:
+    """Close every engine the command opened (SQLite checkpoints its WAL on the last close)."""
+    while _engines:
+        _engines.pop().dispose()
 
 
 @contextmanager

@@ -104,7 +104,7 @@ def init_db(engine: Engine) -> None:
     with engine.begin() as conn:
         tables = set(inspect(conn).get_table_names())
         if "alembic_version" not in tables:
-            SQLModel.metadata.create_all(conn)
+            SQLModel.metadata.create_all(conn, checkfirst=bool(tables))
             conn.execute(
                 text(
                     "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "

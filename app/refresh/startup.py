@@ -8,6 +8,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from app.attack.ingest import ingest_sources
+from app.attack.sources import BundleFeed
 from app.attack.models import Release
 from app.core.config import Settings
 from app.refresh import service as refresh_service
@@ -25,5 +26,11 @@ def ensure_attack_loaded(
     if refresh_service.is_index(source):
         report = refresh_service.refresh(engine, settings, step=step)
         return [report.summary]
-    outcomes = ingest_sources(engine, [source], limits=settings.limits, step=step)
+    feed = BundleFeed(
+        [source],
+        limits=settings.limits,
+        timeout=settings.download_timeout,
+        retries=settings.download_retries,
+    )
+    outcomes = ingest_sources(engine, feed, limits=settings.limits, step=step)
     return [f"loaded ATT&CK {o.domain} {o.version} from {o.source}" for o in outcomes]

@@ -15,7 +15,7 @@ from app.attack.models import Release
 from app.auth import service as auth_service
 from app.auth.models import ApiToken
 from app.core.config import Settings
-from app.core.db import begin_snapshot
+from app.core.db import read_session
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import SCOPES, scope_allows
 
@@ -27,8 +27,7 @@ async def get_settings_dep(request: Request) -> Settings:
 
 def get_session_dep(request: Request) -> Iterator[Session]:
     """One read session per request, on one snapshot (never a mix of two commits)."""
-    with Session(request.app.state.engine) as session:
-        begin_snapshot(session)
+    with read_session(request.app.state.engine) as session:
         yield session
 
 

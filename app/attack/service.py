@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, or_, union_all
+from sqlalchemy import bindparam, func, or_, union_all
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -92,7 +92,13 @@ def releases_for_lookup(
     """Where to look for an id when the caller did not name a domain: each domain's default."""
     if domain:
         return [get_release(session, domain=domain, version=version)]
-    found = [r for d in DOMAINS if (r := find_release(session, domain=d, version=version))]
+    stmt = select(Release).order_by(col(Release.version_key).desc())  # a handful of rows
+    if version:
+        stmt = stmt.where(Release.version == version)
+    newest: dict[str, Release] = {}
+    for r in session.exec(stmt).all():
+        newest.setdefault(r.domain, r)
+    found = [newest[d] for d in DOMAINS if d in newest]  # one query on every lookup, not three
     if not found:
         raise NotFound(f"no ATT&CK release loaded{f' for version {version}' if version else ''}")
     return found
@@ -155,12 +161,57 @@ def objects_by_stix_id(
     ids = list(set(stix_ids))
     if not ids:
         return {}
-    rows = session.exec(
-        select(AttackObject).where(
-            AttackObject.release_id == release_id, col(AttackObject.stix_id).in_(ids)
-        )
-    ).all()
+    rows = session.exec(_OBJECTS_BY_STIX_ID, params={"rid": release_id, "ids": ids}).all()
     return {o.stix_id: o for o in rows}
+
+
+# The page's statements are built once with bound parameters: building a SQLAlchemy statement
+# costs more than SQLite takes to answer it (measured: ~40% of a page's render time).
+_OBJECTS_BY_STIX_ID = select(AttackObject).where(
+    AttackObject.release_id == bindparam("rid"),
+    col(AttackObject.stix_id).in_(bindparam("ids", expanding=True)),
+)
+_FIND_OBJECT = select(AttackObject).where(
+    AttackObject.release_id == bindparam("rid"),
+    AttackObject.kind == bindparam("kind"),
+    AttackObject.attack_id == bindparam("aid"),
+)
+# The columns of a `Brief`, in its order (coverage reads the same light rows)
+BRIEF_COLUMNS = (
+    col(AttackObject.stix_id),
+    col(AttackObject.kind),
+    col(AttackObject.attack_id),
+    col(AttackObject.name),
+    col(AttackObject.revoked),
+    col(AttackObject.deprecated),
+)
+_BRIEFS = sa_select(*BRIEF_COLUMNS).where(
+    col(AttackObject.release_id) == bindparam("rid"),
+    col(AttackObject.stix_id).in_(bindparam("ids", expanding=True)),
+)
+_REL_COLUMNS = (
+    col(Relationship.relationship_type),
+    col(Relationship.source_ref),
+    col(Relationship.target_ref),
+    col(Relationship.description),
+)
+_LIVE_REL = (col(Relationship.release_id) == bindparam("rid"), col(Relationship.revoked).is_(False))
+# two index lookups (a UNION), not one OR that SQLite would answer with a scan
+_RELATIONSHIPS_OF = union_all(
+    sa_select(*_REL_COLUMNS).where(*_LIVE_REL, col(Relationship.source_ref) == bindparam("sid")),
+    sa_select(*_REL_COLUMNS).where(*_LIVE_REL, col(Relationship.target_ref) == bindparam("sid")),
+)
+_ATTRIBUTED_TO = sa_select(col(Relationship.target_ref)).where(
+    *_LIVE_REL,
+    col(Relationship.relationship_type) == "attributed-to",
+    col(Relationship.source_ref).in_(bindparam("ids", expanding=True)),
+)
+_DATA_COMPONENT_LINKS = sa_select(
+    col(TechniqueDataComponent.data_component_ref), col(TechniqueDataComponent.analytic_ref)
+).where(
+    col(TechniqueDataComponent.release_id) == bindparam("rid"),
+    col(TechniqueDataComponent.technique_ref) == bindparam("sid"),
+)
 
 
 # ---- techniques ----------------------------------------------------------------------------
@@ -169,13 +220,8 @@ def objects_by_stix_id(
 def find_object(
     session: Session, *, release_id: int, kind: str, attack_id: str
 ) -> AttackObject | None:
-    return session.exec(
-        select(AttackObject).where(
-            AttackObject.release_id == release_id,
-            AttackObject.kind == kind,
-            AttackObject.attack_id == attack_id.strip().upper(),
-        )
-    ).first()
+    params = {"rid": release_id, "kind": kind, "aid": attack_id.strip().upper()}
+    return session.exec(_FIND_OBJECT, params=params).first()
 
 
 def get_object(
@@ -209,16 +255,7 @@ def _briefs(session: Session, *, release_id: int, refs: Iterable[str]) -> dict[s
     ids = list(set(refs))
     if not ids:
         return {}
-    rows = session.execute(
-        sa_select(
-            col(AttackObject.stix_id),
-            col(AttackObject.kind),
-            col(AttackObject.attack_id),
-            col(AttackObject.name),
-            col(AttackObject.revoked),
-            col(AttackObject.deprecated),
-        ).where(col(AttackObject.release_id) == release_id, col(AttackObject.stix_id).in_(ids))
-    ).all()
+    rows = session.execute(_BRIEFS, {"rid": release_id, "ids": ids}).all()
     return {r[0]: Brief(*r) for r in rows}
 
 
@@ -231,27 +268,35 @@ def _sorted_briefs(objs: Iterable[Brief]) -> list[Ref]:
     return sorted((_ref(o) for o in unique.values()), key=lambda r: (r.id or "", r.name))
 
 
+# A loaded release never changes, so each technique's page is built once per release and shared
+# (about three quarters of a page's cost; the rules, which change with every import, are added by
+# the catalog service to a copy). Keyed by the database too: tests open several in one process.
+_technique_pages: BoundedCache[TechniquePage] = BoundedCache(1024)
+
+
 def get_technique_page(
     session: Session, *, releases: Sequence[Release], attack_id: str
 ) -> TechniquePage:
-    """The seed page for one technique. Hot path: light column queries, ~6 round trips."""
+    """The seed page for one technique, without rules. Shared between callers: copy it with
+    `model_copy(update=...)`, never change it."""
+    key = (
+        str(session.get_bind().engine.url),
+        tuple(release_key(r) for r in releases),
+        attack_id.strip().upper(),
+    )
+    return _technique_pages.get_or_make(
+        key, lambda: _build_technique_page(session, releases=releases, attack_id=attack_id)
+    )
+
+
+def _build_technique_page(
+    session: Session, *, releases: Sequence[Release], attack_id: str
+) -> TechniquePage:
+    """Hot path: light column queries, ~6 round trips, statements built once."""
     release, tech = get_object(session, releases=releases, kind="technique", attack_id=attack_id)
     rid = release.id or 0
     sid = tech.stix_id
-    cols = (
-        col(Relationship.relationship_type),
-        col(Relationship.source_ref),
-        col(Relationship.target_ref),
-        col(Relationship.description),
-    )
-    live_rel = (col(Relationship.release_id) == rid, col(Relationship.revoked).is_(False))
-    # two index lookups (a UNION), not one OR that SQLite would answer with a scan
-    rels = session.execute(
-        union_all(
-            sa_select(*cols).where(*live_rel, col(Relationship.source_ref) == sid),
-            sa_select(*cols).where(*live_rel, col(Relationship.target_ref) == sid),
-        )
-    ).all()
+    rels = session.execute(_RELATIONSHIPS_OF, {"rid": rid, "sid": sid}).all()
     briefs = _briefs(
         session, release_id=rid, refs=[dst if src == sid else src for _t, src, dst, _d in rels]
     )
@@ -271,14 +316,7 @@ def get_technique_page(
     groups = [o for o in uses if o.kind == "group"]
     if campaigns:
         attributed = (
-            session.execute(
-                sa_select(col(Relationship.target_ref)).where(
-                    col(Relationship.release_id) == rid,
-                    col(Relationship.relationship_type) == "attributed-to",
-                    col(Relationship.source_ref).in_([c.stix_id for c in campaigns]),
-                    col(Relationship.revoked).is_(False),
-                )
-            )
+            session.execute(_ATTRIBUTED_TO, {"rid": rid, "ids": [c.stix_id for c in campaigns]})
             .scalars()
             .all()
         )
@@ -334,12 +372,7 @@ def _detection(
 ) -> tuple[list[DetectionStrategyRead], list[DataComponentLink]]:
     """Both detection models; the derived data components come from the ingest-time links."""
     links = session.execute(
-        sa_select(
-            col(TechniqueDataComponent.data_component_ref), col(TechniqueDataComponent.analytic_ref)
-        ).where(
-            col(TechniqueDataComponent.release_id) == release_id,
-            col(TechniqueDataComponent.technique_ref) == technique.stix_id,
-        )
+        _DATA_COMPONENT_LINKS, {"rid": release_id, "sid": technique.stix_id}
     ).all()
     strategy_refs = [o.stix_id for _, o in detects if o.kind == "detection_strategy"]
     dc_refs = {dc for dc, _a in links}

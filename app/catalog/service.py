@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, delete, func, or_
+from sqlalchemy import Connection, Engine, bindparam, delete, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -44,8 +44,9 @@ from app.catalog.telemetry import (
     load_log_source_map,
 )
 from app.catalog.validate import Validation, validate_catalog
+from app.core.cache import BoundedCache
 from app.core.config import Limits, Settings
-from app.core.db import bulk_insert, transaction
+from app.core.db import autocommit_connection, bulk_insert, read_session, transaction
 from app.core.errors import InvalidInput, Location, NotFound, TooLarge
 from app.core.pages import Page
 
@@ -385,7 +386,7 @@ def delete_catalog(engine: Engine, *, name: str) -> None:
 
 def catalog_ids(session: Session, names: Iterable[str] | None) -> dict[int, str]:
     """Catalog id → name for the named catalogs (all when None); unknown names are NotFound."""
-    rows = session.execute(sa_select(col(Catalog.id), col(Catalog.name))).all()
+    rows = session.execute(_CATALOG_NAMES).all()
     table = {int(i or 0): str(n) for i, n in rows}
     wanted = list(names or [])
     if not wanted:
@@ -506,6 +507,31 @@ def get_rule(session: Session, *, catalog: str, rule_id: str) -> RuleRead:
     return _rule_reads(session, [rule], names)[0]
 
 
+# Built once with bound parameters: the technique page runs these on every render, and building
+# a statement costs more than SQLite takes to answer it.
+_CATALOG_NAMES = sa_select(col(Catalog.id), col(Catalog.name))
+_RULES_FOR_TECHNIQUES = (
+    sa_select(
+        col(RuleTechnique.technique),
+        col(RuleTechnique.written),
+        col(RuleTechnique.outcome),
+        col(Rule.id),
+        col(Rule.catalog_id),
+        col(Rule.rule_id),
+        col(Rule.name),
+        col(Rule.title),
+        col(Rule.package),
+        col(Rule.enabled),
+    )
+    .join(Rule, col(Rule.id) == col(RuleTechnique.rule_pk))
+    .where(
+        col(RuleTechnique.catalog_id).in_(bindparam("catalogs", expanding=True)),
+        col(RuleTechnique.technique).in_(bindparam("ids", expanding=True)),
+        col(RuleTechnique.outcome).in_(("ok", "remapped")),
+    )
+)
+
+
 def rules_for_techniques(
     session: Session, *, techniques: Iterable[str], catalogs: list[str] | None = None
 ) -> dict[str, list[RuleRef]]:
@@ -514,26 +540,7 @@ def rules_for_techniques(
     names = catalog_ids(session, catalogs)
     if not ids or not names:
         return {}
-    rows = session.execute(
-        sa_select(
-            col(RuleTechnique.technique),
-            col(RuleTechnique.written),
-            col(RuleTechnique.outcome),
-            col(Rule.id),
-            col(Rule.catalog_id),
-            col(Rule.rule_id),
-            col(Rule.name),
-            col(Rule.title),
-            col(Rule.package),
-            col(Rule.enabled),
-        )
-        .join(Rule, col(Rule.id) == col(RuleTechnique.rule_pk))
-        .where(
-            col(RuleTechnique.catalog_id).in_(list(names)),
-            col(RuleTechnique.technique).in_(ids),
-            col(RuleTechnique.outcome).in_(("ok", "remapped")),
-        )
-    ).all()
+    rows = session.execute(_RULES_FOR_TECHNIQUES, {"catalogs": list(names), "ids": ids}).all()
     out: dict[str, list[RuleRef]] = defaultdict(list)
     seen: set[tuple[str, int]] = set()
     for tech, written, outcome, pk, cid, rid, name, title, package, enabled in sorted(
@@ -628,9 +635,64 @@ def get_technique_page(
     page = attack_service.get_technique_page(session, releases=releases, attack_id=attack_id)
     subs = [s.id for s in page.subtechniques if s.id]
     found = rules_for_techniques(session, techniques=[page.id, *subs], catalogs=catalogs)
-    page.rules = found.get(page.id, [])
-    page.subtechnique_rules = [r for s in subs for r in found.get(s, [])]
-    return page
+    return page.model_copy(  # the ATT&CK page is shared: the rules go on a copy
+        update={
+            "rules": found.get(page.id, []),
+            "subtechnique_rules": [r for s in subs for r in found.get(s, [])],
+        }
+    )
+
+
+# Rendered technique pages, the API's hottest read. A page is made of a release and of the
+# catalogs' rules, so the key holds the database, every release's id and load time and every
+# catalog's id and import time, read in the request's own snapshot, with the request's parameters
+# (which, given that state, pick the same release): an ingest, import, upgrade or delete by any
+# process changes the key, and no page outlives what it was made from.
+PAGE_CACHE_BYTES = 64 << 20
+_STATE_SQL = (
+    f'SELECT 0, id, loaded_at FROM "{Release.__tablename__}" UNION ALL '
+    f'SELECT 1, id, imported_at FROM "{Catalog.__tablename__}" ORDER BY 1, 2'
+)
+_page_cache: BoundedCache[bytes] = BoundedCache(4096, max_weight=PAGE_CACHE_BYTES, weigh=len)
+
+
+def technique_page_json(
+    engine: Engine,
+    *,
+    attack_id: str,
+    domain: str | None = None,
+    version: str | None = None,
+    catalogs: list[str] | None = None,
+) -> bytes:
+    """The technique page with its rules as JSON, cached (see `_page_cache`). A hit costs one
+    statement outside any transaction, sent as plain SQL (through the ORM it costs five times as
+    much); a miss renders on one snapshot, under the state read in that snapshot."""
+    params = (
+        attack_id.upper(),
+        domain.lower() if domain else None,
+        version,
+        tuple(sorted(set(catalogs or ()))),
+    )
+    database = str(engine.url)  # tests (and tools) open several databases in one process
+    with autocommit_connection(engine) as conn:
+        page = _page_cache.get((database, _state(conn), *params))
+    if page is not None:
+        return page
+    with read_session(engine) as session:
+
+        def render() -> bytes:
+            lookup = attack_service.releases_for_lookup(session, domain=domain, version=version)
+            full = get_technique_page(
+                session, releases=lookup, attack_id=attack_id, catalogs=catalogs
+            )
+            return full.model_dump_json().encode()
+
+        key = (database, _state(session.connection()), *params)
+        return _page_cache.get_or_make(key, render)
+
+
+def _state(conn: Connection) -> tuple[Any, ...]:
+    return tuple(conn.exec_driver_sql(_STATE_SQL).all())
 
 
 def export_catalog(session: Session, *, name: str, fmt: str) -> tuple[bytes, str, str]:

@@ -122,9 +122,8 @@ def serve(
 
     import uvicorn
 
-    from app.refresh.startup import ensure_attack_loaded
-
     from app.core.config import get_settings
+    from app.refresh.startup import ensure_attack_loaded
 
     if host:  # the app (and each worker) reads its settings, so the bind address goes there
         os.environ["KBMAP_HOST"] = host

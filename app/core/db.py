@@ -19,6 +19,12 @@ from sqlmodel import Session, SQLModel
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 SCHEMA_HEAD = "0003"  # the newest Alembic revision; tests/core/test_db.py keeps them equal
+SQLITE_MMAP_BYTES = 1 << 30  # address space, not memory: the OS pages in what is read
+# Connections kept per process, and how many more may open under load. The server runs up to 40
+# requests at once in its thread pool; with SQLAlchemy's default 5 + 10, every request beyond
+# the fifth opened and closed its own connection (a new PostgreSQL backend each: measured 520 vs
+# 1,000+ technique pages/s). Two workers at 40 stay under PostgreSQL's default 100 connections.
+POOL_SIZE, POOL_OVERFLOW = 20, 20
 
 
 def _json_dumps(value: Any) -> str:
@@ -28,14 +34,19 @@ def _json_dumps(value: Any) -> str:
 def make_engine(database_url: str) -> Engine:
     """Build the engine for a URL; SQLite files get their folder created and WAL turned on."""
     url = make_url(database_url)
-    kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    kwargs: dict[str, Any] = {
+        "json_serializer": _json_dumps,
+        "json_deserializer": orjson.loads,
+    }
+    pooled = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
     if url.get_backend_name() == "sqlite":
         db = url.database
-        if db and db != ":memory:":
+        if db and db != ":memory:":  # an in-memory database lives in one connection
             Path(db).parent.mkdir(parents=True, exist_ok=True)
+            kwargs.update(pooled)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
-        kwargs["pool_pre_ping"] = True
+        kwargs.update(pooled, pool_pre_ping=True)
     engine = create_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -48,6 +59,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    # read pages through a memory map shared by every connection instead of a read() call per
+    # page into each connection's own 2 MB cache (measured: rendering a technique page 2.7 → 1.8 ms)
+    cur.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     cur.close()
 
 
@@ -121,6 +135,23 @@ def init_db(engine: Engine) -> None:
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+@contextmanager
+def autocommit_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for one read statement, with no transaction around it: one statement sees
+    one snapshot by itself. PostgreSQL is spared BEGIN, SET TRANSACTION and ROLLBACK (three of
+    a cached page's five round trips); SQLite's driver begins no transaction for a SELECT."""
+    with engine.connect() as conn:
+        yield conn if is_sqlite(conn) else conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A session for one read use case, on one snapshot; closed with a rollback."""
+    with Session(engine) as session:
+        begin_snapshot(session)
+        yield session
 
 
 def begin_snapshot(session: Session) -> None:

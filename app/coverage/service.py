@@ -94,14 +94,7 @@ def _build_release_facts(session: Session, release: Release) -> ReleaseFacts:
     rid = release.id or 0
     index = attack_service.technique_index(session, release=release)
     objs = session.execute(
-        sa_select(
-            col(AttackObject.stix_id),
-            col(AttackObject.kind),
-            col(AttackObject.attack_id),
-            col(AttackObject.name),
-            col(AttackObject.revoked),
-            col(AttackObject.deprecated),
-        ).where(
+        sa_select(*attack_service.BRIEF_COLUMNS).where(
             col(AttackObject.release_id) == rid,
             col(AttackObject.kind).in_(
                 (

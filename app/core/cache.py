@@ -10,10 +10,18 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from enum import Enum, auto
 from threading import Lock
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
+
+
+class _Missing(Enum):
+    MISSING = auto()
+
+
+_MISSING = _Missing.MISSING  # "not cached", apart from any value, None included
 
 
 class BoundedCache(Generic[V]):
@@ -35,17 +43,13 @@ class BoundedCache(Generic[V]):
         self._lock = Lock()
 
     def get(self, key: Hashable) -> V | None:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-        return None
+        found = self._lookup(key)
+        return None if found is _MISSING else found
 
     def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
+        found = self._lookup(key)
+        if found is not _MISSING:
+            return found
         value = make()
         w = self._weigh(value) if self._weigh else 0
         if self._max_weight is not None and w > self._max_weight:
@@ -61,6 +65,13 @@ class BoundedCache(Generic[V]):
                 _, old = self._data.popitem(last=False)
                 self._weight -= self._weigh(old) if self._weigh else 0
         return value
+
+    def _lookup(self, key: Hashable) -> V | _Missing:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)  # most recently used
+                return self._data[key]
+        return _MISSING
 
     def __len__(self) -> int:
         return len(self._data)

@@ -38,7 +38,7 @@ def make_engine(database_url: str) -> Engine:
         "json_serializer": _json_dumps,
         "json_deserializer": orjson.loads,
     }
-    pooled = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+    pooled = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, "pool_use_lifo": True}
     if url.get_backend_name() == "sqlite":
         db = url.database
         if db and db != ":memory:":  # an in-memory database lives in one connection

@@ -158,7 +158,7 @@ def _rule_notes(session: Session, scope: Scope, base_url: str) -> dict[str, Rule
             catalog_service.rules_for_techniques(
                 session,
                 techniques=facts.index.active_ids(),
-                catalogs=[c.name for c in scope.catalogs],
+                names={c.id or 0: c.name for c in scope.catalogs},
             )
             if scope.catalogs
             else {}

@@ -13,19 +13,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, Table, delete, insert, select
 from sqlmodel import col
 
-from app.attack.detection import derive_links
-from app.attack.models import Release
+from app.attack.detection import LinkRow, derive_links
+from app.attack.models import (
+    AttackObject,
+    Relationship,
+    Release,
+    TechniqueDataComponent,
+    TechniqueTactic,
+)
 from app.attack.sources import BundleFeed
 from app.attack.stix import ParsedRelease, parse_bundle
 from app.core.config import Limits
-from app.core.db import bulk_insert, transaction
+from app.core.db import bulk_insert, indexes_built_after, transaction
 from app.core.errors import InvalidInput, KbmapError, Location
 from app.core.gc_pause import paused_gc
 
 Step = Callable[[str], None]
+_RELEASE_TABLES: list[Table] = [
+    m.__table__  # type: ignore[union-attr]
+    for m in (AttackObject, Relationship, TechniqueTactic, TechniqueDataComponent)
+]
 
 
 @dataclass(frozen=True)
@@ -47,11 +57,13 @@ def ingest_sources(
     version: str | None = None,
     replace: bool = False,
     step: Step | None = None,
+    keep: list[object] | None = None,
 ) -> list[IngestOutcome]:
     """Load every bundle the sources name; one transaction for the whole call.
 
     `sources` may be a BundleFeed already reading (the CLI starts one before its own imports);
-    the next bundle is read while the current one is parsed and written.
+    the next bundle is read while the current one is parsed and written. `keep` receives what
+    was parsed instead of freeing it (see `parse_bundle`).
     """
     feed = sources if isinstance(sources, BundleFeed) else BundleFeed(sources, limits=limits)
     outcomes: list[IngestOutcome] = []
@@ -61,8 +73,10 @@ def ingest_sources(
             if step:
                 step(f"reading {Path(src).name}")
             parsed = parse_bundle(
-                data, source=src, version=version, max_bytes=limits.max_bundle_bytes
+                data, source=src, version=version, max_bytes=limits.max_bundle_bytes, keep=keep
             )
+            if keep is not None:
+                keep.append(parsed)
             key = (parsed.domain, parsed.version)
             if key in seen:
                 raise InvalidInput(
@@ -107,7 +121,7 @@ def _active_techniques(parsed: ParsedRelease) -> int:
     return sum(1 for r in parsed.objects if r[1] == "technique" and not r[8] and not r[9])
 
 
-def write_release(connection: object, parsed: ParsedRelease) -> int:
+def write_release(connection: Connection, parsed: ParsedRelease) -> int:
     """Insert one parsed release; a database refusal becomes an error naming the source."""
     try:
         return _insert_release(connection, parsed)
@@ -120,11 +134,8 @@ def write_release(connection: object, parsed: ParsedRelease) -> int:
         ) from exc
 
 
-def _insert_release(connection: object, parsed: ParsedRelease) -> int:
+def _insert_release(connection: Connection, parsed: ParsedRelease) -> int:
     """Insert one parsed release with bulk inserts; returns the new release id."""
-    from sqlalchemy import Connection, insert
-
-    assert isinstance(connection, Connection)
     links, model = derive_links(parsed.objects, parsed.relationships)
     result = connection.execute(
         insert(Release).values(
@@ -141,6 +152,14 @@ def _insert_release(connection: object, parsed: ParsedRelease) -> int:
         )
     )
     rid = int(result.inserted_primary_key[0])  # type: ignore[index]
+    with indexes_built_after(connection, _RELEASE_TABLES):  # the first release of a database
+        _insert_rows(connection, rid, parsed, links)
+    return rid
+
+
+def _insert_rows(
+    connection: Connection, rid: int, parsed: ParsedRelease, links: list[LinkRow]
+) -> None:
     dumps = orjson.dumps
     bulk_insert(
         connection,
@@ -195,4 +214,3 @@ def _insert_release(connection: object, parsed: ParsedRelease) -> int:
         ),
         [(rid, *link) for link in links],
     )
-    return rid

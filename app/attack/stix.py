@@ -157,12 +157,23 @@ def _shape_problem(obj: dict[str, Any], relationship: bool) -> str | None:
 
 
 def parse_bundle(
-    raw: bytes, *, source: str, version: str | None = None, max_bytes: int
+    raw: bytes,
+    *,
+    source: str,
+    version: str | None = None,
+    max_bytes: int,
+    keep: list[object] | None = None,
 ) -> ParsedRelease:
-    """Read one STIX bundle; collect every structural problem, then fail once with all of them."""
+    """Read one STIX bundle; collect every structural problem, then fail once with all of them.
+
+    `keep`, when given, receives the decoded bundle instead of letting it be freed on return: a
+    process that exits right after (the CLI) saves the 0.1 s that freeing a million objects costs.
+    """
     data = maybe_gunzip(raw, limit=max_bytes, name=source)
     sha = hashlib.sha256(data).hexdigest()  # of the JSON, so .json and .json.gz compare
     doc = loads_json(data, name=source)
+    if keep is not None:
+        keep.append(doc)
     loc = Location(file=source)
     if not isinstance(doc, dict) or doc.get("type") != "bundle":
         raise InvalidInput("not a STIX bundle (no top-level object of type 'bundle')", loc)

@@ -11,25 +11,25 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from app.api.deps import AdminAccess, ReadAccess
 from app.attack.routes import router as attack_router
 from app.auth.routes import router as auth_router
 from app.catalog.routes import router as catalog_router
+from app.core.api_model import ApiModel
 from app.coverage.routes import router as coverage_router
 from app.layer.routes import router as layer_router
 from app.refresh.routes import router as refresh_router
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(ApiModel):
     code: str
     message: str
     location: dict[str, Any] | None = None
     issues: list[dict[str, Any]] = []
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(ApiModel):
     error: ErrorBody
 
 

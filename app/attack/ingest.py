@@ -7,7 +7,7 @@ release near the cost of parsing it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +30,8 @@ from app.core.config import Limits
 from app.core.db import bulk_insert, indexes_built_after, transaction
 from app.core.errors import InvalidInput, KbmapError, Location
 from app.core.gc_pause import paused_gc
+from app.core.progress import Step
 
-Step = Callable[[str], None]
 _RELEASE_TABLES: list[Table] = [
     m.__table__  # type: ignore[union-attr]
     for m in (AttackObject, Relationship, TechniqueTactic, TechniqueDataComponent)
@@ -68,10 +68,11 @@ def ingest_sources(
     feed = sources if isinstance(sources, BundleFeed) else BundleFeed(sources, limits=limits)
     outcomes: list[IngestOutcome] = []
     seen: set[tuple[str, str]] = set()
+    steps = 2 * len(feed.sources)  # read and parse, then write, per bundle
     with feed, paused_gc(), transaction(engine) as session:
-        for src, data in feed:
+        for index, (src, data) in enumerate(feed):
             if step:
-                step(f"reading {Path(src).name}")
+                step(f"reading {Path(src).name}", done=2 * index, total=steps)
             parsed = parse_bundle(
                 data, source=src, version=version, max_bytes=limits.max_bundle_bytes, keep=keep
             )
@@ -99,9 +100,11 @@ def ingest_sources(
             if existing is not None:
                 session.execute(delete(Release).where(Release.id == existing.id))
             if step:
-                step(f"writing {parsed.domain} {parsed.version}")
+                step(f"writing {parsed.domain} {parsed.version}", done=2 * index + 1, total=steps)
             write_release(session.connection(), parsed)
             outcomes.append(_outcome(parsed, "replaced" if existing is not None else "loaded"))
+        if step:
+            step("committing", done=steps, total=steps)
     return outcomes
 
 

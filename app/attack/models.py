@@ -14,6 +14,8 @@ import pydantic
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from app.core.api_model import ApiModel
+
 
 class Release(SQLModel, table=True):
     __tablename__ = "release"
@@ -113,7 +115,7 @@ class TechniqueDataComponent(SQLModel, table=True):
 # ---- API shapes (separate from tables) -------------------------------------------------------
 
 
-class Ref(SQLModel):
+class Ref(ApiModel):
     """An ATT&CK object named by its ATT&CK id (null for 17.x data components) and name."""
 
     id: str | None
@@ -126,7 +128,7 @@ class RelatedRef(Ref):
     description: str = ""
 
 
-class ReleaseRead(SQLModel):
+class ReleaseRead(ApiModel):
     domain: str
     version: str
     stix_version: str
@@ -139,20 +141,20 @@ class ReleaseRead(SQLModel):
     sha256: str
 
 
-class DataComponentLink(SQLModel):
+class DataComponentLink(ApiModel):
     id: str | None
     name: str
     data_source: Ref | None = None
     description: str = ""
 
 
-class LogSource(SQLModel):
+class LogSource(ApiModel):
     data_component: Ref | None
     name: str
     channel: str
 
 
-class AnalyticRead(SQLModel):
+class AnalyticRead(ApiModel):
     id: str | None
     name: str
     platforms: list[str]
@@ -161,13 +163,13 @@ class AnalyticRead(SQLModel):
     mutable_elements: list[dict[str, Any]] = []
 
 
-class DetectionStrategyRead(SQLModel):
+class DetectionStrategyRead(ApiModel):
     id: str | None
     name: str
     analytics: list[AnalyticRead]
 
 
-class RuleRef(SQLModel):
+class RuleRef(ApiModel):
     """A detection rule covering a technique (filled by the catalog domain)."""
 
     catalog: str
@@ -181,7 +183,7 @@ class RuleRef(SQLModel):
     technique: str
 
 
-class TechniquePage(SQLModel):
+class TechniquePage(ApiModel):
     """Everything the seed page shows for one technique, from one release."""
 
     id: str
@@ -210,7 +212,7 @@ class TechniquePage(SQLModel):
     subtechnique_rules: list[RuleRef] = []
 
 
-class TechniqueRead(SQLModel):
+class TechniqueRead(ApiModel):
     id: str
     name: str
     tactics: list[str]
@@ -221,7 +223,7 @@ class TechniqueRead(SQLModel):
     url: str | None
 
 
-class TacticRead(SQLModel):
+class TacticRead(ApiModel):
     id: str | None
     name: str
     shortname: str
@@ -229,7 +231,7 @@ class TacticRead(SQLModel):
     order: int
 
 
-class ObjectRead(SQLModel):
+class ObjectRead(ApiModel):
     """Any other ATT&CK object: its core fields plus the objects it relates to."""
 
     id: str | None
@@ -250,7 +252,7 @@ class ObjectRead(SQLModel):
 # link every entry to the technique page.
 
 
-class ObjectRef(pydantic.BaseModel):
+class ObjectRef(ApiModel):
     """An ATT&CK object by id and name (the id is null for kinds MITRE gives none, e.g. 17.x
     data components)."""
 
@@ -272,7 +274,7 @@ class RevokedTechnique(ObjectRef):
     chain: list[str]
 
 
-class Renamed(pydantic.BaseModel):
+class Renamed(ApiModel):
     id: str
     old_name: str
     new_name: str
@@ -301,7 +303,7 @@ class DescriptionChange(ObjectRef):
     new: str | None = None
 
 
-class TechniqueChanges(pydantic.BaseModel):
+class TechniqueChanges(ApiModel):
     """Every list is sorted by technique id. Changes (renamed … description) are reported for
     techniques active in both releases; revoked and deprecated ones have their own lists."""
 
@@ -315,21 +317,21 @@ class TechniqueChanges(pydantic.BaseModel):
     description_changed: list[DescriptionChange] = []
 
 
-class TacticChanges(pydantic.BaseModel):
+class TacticChanges(ApiModel):
     added: list[TacticRef] = []
     retired: list[TacticRef] = []  # live before, deprecated / revoked / gone after
     order_before: list[str] = []  # shortnames in matrix order
     order_after: list[str] = []
 
 
-class ObjectChanges(pydantic.BaseModel):
+class ObjectChanges(ApiModel):
     """Objects of one kind that became live (added) or stopped being live (removed)."""
 
     added: list[ObjectRef] = []
     removed: list[ObjectRef] = []
 
 
-class ReleaseChanges(pydantic.BaseModel):
+class ReleaseChanges(ApiModel):
     """What changed from one release of a domain to another (`diff.diff_releases`)."""
 
     domain: str

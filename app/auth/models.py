@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
+
+from app.core.api_model import ApiModel
 
 Scope = Literal["read", "write", "admin"]
 TokenStatus = Literal["active", "expired", "revoked"]
@@ -46,13 +47,13 @@ class AuditEvent(SQLModel, table=True):
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(ApiModel):
     name: Annotated[str, PydanticField(pattern=TOKEN_NAME_PATTERN)]
     scopes: Annotated[list[Scope], PydanticField(min_length=1, max_length=3)]
     expires_in_days: Annotated[int | None, PydanticField(ge=1, le=3650)] = None
 
 
-class TokenRead(BaseModel):
+class TokenRead(ApiModel):
     """A token as listed: never the secret or its hash; `prefix` identifies a leaked token."""
 
     name: str
@@ -71,7 +72,7 @@ class TokenCreated(TokenRead):
     token: str
 
 
-class AuditEventRead(BaseModel):
+class AuditEventRead(ApiModel):
     id: int
     at: datetime
     actor: str

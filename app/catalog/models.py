@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from app.core.api_model import ApiModel
+
 # How a mapping ended after validation against a release.
 OUTCOMES = ("ok", "remapped", "deprecated", "unknown", "wrong_domain", "unparsable")
 
@@ -122,7 +124,7 @@ class RuleAnalytic(SQLModel, table=True):
 # ---- API shapes ------------------------------------------------------------------------------
 
 
-class MappingRead(SQLModel):
+class MappingRead(ApiModel):
     written: str
     technique: str | None
     tactic: str | None
@@ -132,7 +134,7 @@ class MappingRead(SQLModel):
     original: str | None = None
 
 
-class RuleRead(SQLModel):
+class RuleRead(ApiModel):
     catalog: str
     rule_id: str
     name: str
@@ -153,7 +155,7 @@ class RuleRead(SQLModel):
     mappings: list[MappingRead]
 
 
-class CatalogRead(SQLModel):
+class CatalogRead(ApiModel):
     name: str
     format_id: str
     vendor: str | None

@@ -18,7 +18,6 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import Engine, delete, func, update
 from sqlmodel import col, select
 
@@ -29,6 +28,7 @@ from app.catalog import service as catalog_service
 from app.catalog.base import ParsedCatalog, ParsedRule
 from app.catalog.models import OUTCOMES, CatalogRead, Rule, RuleAnalytic, RuleTechnique
 from app.catalog.validate import EXAMPLES, Mapping, fold_technique, validate_catalog
+from app.core.api_model import ApiModel
 from app.core.config import Settings
 from app.core.db import bulk_insert, transaction
 from app.core.errors import Conflict, InvalidInput
@@ -36,7 +36,7 @@ from app.core.errors import Conflict, InvalidInput
 PLACED = ("ok", "remapped")
 
 
-class UpgradedMapping(BaseModel):
+class UpgradedMapping(ApiModel):
     rule_id: str
     written: str
     before: str | None  # the technique before this upgrade
@@ -45,7 +45,7 @@ class UpgradedMapping(BaseModel):
     note: str
 
 
-class UpgradeReport(BaseModel):
+class UpgradeReport(ApiModel):
     """What an upgrade did: rewritten mappings, and every mapping it could not place."""
 
     catalog: CatalogRead

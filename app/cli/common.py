@@ -7,7 +7,8 @@ this one, and `kbmap ingest` wants its bundle reading under way before those loa
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from app.core.config import Settings
+    from app.core.progress import Step
 
 
 def settings() -> Settings:
@@ -45,16 +47,43 @@ def dispose_engines() -> None:
 
 
 @contextmanager
-def progress() -> Iterator[Callable[[str], None] | None]:
-    """A spinner with the current step on a terminal; nothing when output is not a terminal."""
+def progress() -> Iterator[Step | None]:
+    """A progress bar with the current step on a terminal (stderr), cleared when the command
+    ends; nothing when stderr is not a terminal. The bar pulses until a step says how far it is."""
     if not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-    console = Console(stderr=True)
-    with console.status("starting") as status:
-        yield lambda msg: status.update(msg)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn())
+    with Progress(
+        *columns,
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+        drawn = [0.0]
+
+        def step(message: str, done: int | None = None, total: int | None = None) -> None:
+            # drawn at once (the 10 Hz refresh would skip short steps), at most every 50 ms
+            # (a download reports every 64 kB)
+            now = time.monotonic()
+            draw = now - drawn[0] >= 0.05
+            if draw:
+                drawn[0] = now
+            bar.update(task, description=message, completed=done, total=total, refresh=draw)
+
+        yield step
 
 
 def echo_json(value: Any) -> None:

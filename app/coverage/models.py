@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from app.core.api_model import ApiModel
 
 
-class TechniqueCoverage(BaseModel):
+class TechniqueCoverage(ApiModel):
     id: str
     name: str
     tactics: list[str]
@@ -25,7 +25,7 @@ class TechniqueCoverage(BaseModel):
     tactic_scores: dict[str, float]  # per tactic when pinned mappings make them differ
 
 
-class Count(BaseModel):
+class Count(ApiModel):
     total: int
     covered: int
     percent: float
@@ -36,7 +36,7 @@ class GroupCount(Count):
     name: str
 
 
-class CatalogCount(BaseModel):
+class CatalogCount(ApiModel):
     catalog: str
     rules: int
     rules_mapped: int
@@ -44,7 +44,7 @@ class CatalogCount(BaseModel):
     percent: float
 
 
-class DataComponentCount(BaseModel):
+class DataComponentCount(ApiModel):
     id: str | None
     name: str
     techniques: int  # techniques in scope this component can detect
@@ -53,14 +53,14 @@ class DataComponentCount(BaseModel):
     uncovered_techniques: list[str]
 
 
-class DetectionStrategyCount(BaseModel):
+class DetectionStrategyCount(ApiModel):
     id: str | None
     name: str
     techniques: list[str]
     covered: bool
 
 
-class CoverageSummary(BaseModel):
+class CoverageSummary(ApiModel):
     domain: str
     version: str
     catalogs: list[str]
@@ -73,7 +73,7 @@ class CoverageSummary(BaseModel):
     by_catalog: list[CatalogCount]
 
 
-class CompareRow(BaseModel):
+class CompareRow(ApiModel):
     tactic: str
     both: int
     only_a: int
@@ -81,7 +81,7 @@ class CompareRow(BaseModel):
     neither: int
 
 
-class CatalogComparison(BaseModel):
+class CatalogComparison(ApiModel):
     domain: str
     version: str
     a: list[str]
@@ -93,7 +93,7 @@ class CatalogComparison(BaseModel):
     by_tactic: list[CompareRow]
 
 
-class PriorityParts(BaseModel):
+class PriorityParts(ApiModel):
     threat_uses: int
     threat: float
     platform_span: int
@@ -103,7 +103,7 @@ class PriorityParts(BaseModel):
     weakness: float  # 1 for uncovered, lower for weakly covered
 
 
-class Gap(BaseModel):
+class Gap(ApiModel):
     id: str
     name: str
     tactics: list[str]

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from app.attack.models import ReleaseChanges
+from app.core.api_model import ApiModel
 from app.coverage.models import Count
 
 StaleStatus = Literal["revoked", "deprecated", "removed"]
 
 
-class StaleMapping(BaseModel):
+class StaleMapping(ApiModel):
     """One rule mapping that the target release no longer supports as written or resolved."""
 
     rule_id: str
@@ -33,7 +34,7 @@ class StaleMapping(BaseModel):
     already_resolved: bool  # the stored technique already equals the suggestion
 
 
-class TacticCoverage(BaseModel):
+class TacticCoverage(ApiModel):
     """Covered techniques under one tactic, before (from release) and after (to release)."""
 
     tactic: str
@@ -42,7 +43,7 @@ class TacticCoverage(BaseModel):
     after: Count | None
 
 
-class CatalogImpact(BaseModel):
+class CatalogImpact(ApiModel):
     catalog: str
     validated_against: str  # "<domain> <version>" of the catalog's last import or upgrade
     rules: int

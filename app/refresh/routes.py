@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from app.api.deps import CatalogsQuery, SessionDep, SettingsDep, WriteAccess
+from app.core.api_model import ApiModel
 from app.refresh import diffing
 from app.refresh import service as refresh_service
 from app.refresh.models import ReleaseDiff
@@ -20,7 +21,7 @@ from app.refresh.service import RefreshReport
 router = APIRouter()
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(ApiModel):
     """What to refresh; every field is optional (default: newest of every domain)."""
 
     domains: Annotated[list[Annotated[str, Field(max_length=20)]] | None, Field(max_length=3)] = (

@@ -12,7 +12,6 @@ copy of it decompresses to, so the same pin checks all three.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from app.core.db import transaction
 from app.core.download import fetch
 from app.core.errors import InvalidInput, Location, NotFound
 from app.core.limits import maybe_gunzip, read_stream_bounded
+from app.core.progress import Step
 from app.refresh.index import (
     CollectionIndex,
     IndexEntry,
@@ -36,7 +36,6 @@ from app.refresh.index import (
     parse_manifest,
 )
 
-Step = Callable[[str], None]
 MAX_INDEX_BYTES = 5 * 1024 * 1024  # MITRE's index is ~30 kB; anything this big is not an index
 MANIFEST_NAME = "releases.yaml"
 
@@ -230,7 +229,7 @@ def _download_and_verify(
     def progress(size: int, total: int | None) -> None:
         if step:
             of = f" of {total / 1e6:.1f}" if total else ""
-            step(f"downloading {label}: {size / 1e6:.1f}{of} MB")
+            step(f"downloading {label}: {size / 1e6:.1f}{of} MB", done=size, total=total)
 
     if step:
         step(f"downloading {label}")

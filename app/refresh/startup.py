@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
@@ -11,11 +9,12 @@ from app.attack.ingest import ingest_sources
 from app.attack.models import Release
 from app.attack.sources import BundleFeed
 from app.core.config import Settings
+from app.core.progress import Step
 from app.refresh import service as refresh_service
 
 
 def ensure_attack_loaded(
-    engine: Engine, settings: Settings, *, step: Callable[[str], None] | None = None
+    engine: Engine, settings: Settings, *, step: Step | None = None
 ) -> list[str]:
     """Ingest KBMAP_ATTACK_SOURCE (file, folder, URL, or MITRE's index) if nothing is loaded."""
     with Session(engine) as session:

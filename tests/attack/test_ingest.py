@@ -6,11 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, inspect, select
 from sqlmodel import Session
 
 from app.attack.ingest import ingest_sources
-from app.attack.models import AttackObject, Relationship, Release, TechniqueTactic
+from app.attack.models import (
+    AttackObject,
+    Relationship,
+    Release,
+    TechniqueDataComponent,
+    TechniqueTactic,
+)
+from app.attack.stix import ParsedRelease
 from app.core.config import Limits
 from app.core.errors import InvalidInput, NotFound
 from tests import rawdata
@@ -92,3 +99,61 @@ def test_folder_loads_every_release_side_by_side(empty_engine: Engine, tmp_path:
         ("ics", "18.1"),
         ("mobile", "18.1"),
     ]
+
+
+def _release_indexes(engine: Engine) -> dict[str, set[str]]:
+    names = ("attack_object", "relationship", "technique_tactic", "technique_data_component")
+    found = inspect(engine)
+    return {  # PostgreSQL lists the index behind a unique constraint too
+        t: {str(ix["name"]) for ix in found.get_indexes(t) if "duplicates_constraint" not in ix}
+        for t in names
+    }
+
+
+def test_indexes_are_built_after_the_first_load_only_and_survive_a_failed_one(
+    empty_engine: Engine, tmp_path: Path
+) -> None:
+    """An empty database loads without its release indexes and builds them at the end; a later
+    release keeps them; a failed first load rolls the drop back with the rows."""
+    expected = {  # from the models, not from the code under test
+        m.__tablename__: {str(ix.name) for ix in m.__table__.indexes}  # type: ignore[attr-defined]
+        for m in (AttackObject, Relationship, TechniqueTactic, TechniqueDataComponent)
+    }
+    assert all(expected.values())
+    ddl: list[str] = []
+
+    def collect(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith(("DROP INDEX", "CREATE INDEX")):
+            ddl.append(statement.split()[0].upper())
+
+    event.listen(empty_engine, "before_cursor_execute", collect)
+    bad = tmp_path / "ics-attack-9.9.json"
+    bad.write_text(json.dumps({"type": "bundle", "objects": [{"type": "attack-pattern"}]}))
+    with pytest.raises(InvalidInput):
+        ingest_sources(
+            empty_engine, [attack_file("ics-attack-17.1.json.gz"), str(bad)], limits=Limits()
+        )
+    dropped = sum(map(len, expected.values()))
+    assert ddl.count("DROP") == dropped  # the first release was written before the bad file
+    assert _release_indexes(empty_engine) == expected
+    assert _counts(empty_engine) == (0, 0, 0)
+
+    ddl.clear()
+    ingest_sources(empty_engine, [attack_file("ics-attack-17.1.json.gz")], limits=Limits())
+    assert ddl == ["DROP"] * dropped + ["CREATE"] * dropped
+    ddl.clear()
+    ingest_sources(empty_engine, [attack_file("ics-attack-18.1.json.gz")], limits=Limits())
+    assert ddl == []  # tables with rows keep their indexes
+    assert _release_indexes(empty_engine) == expected
+    event.remove(empty_engine, "before_cursor_execute", collect)
+
+
+def test_keep_receives_what_was_parsed(empty_engine: Engine) -> None:
+    name = "ics-attack-18.1.json.gz"
+    kept: list[object] = []
+    ingest_sources(empty_engine, [attack_file(name)], limits=Limits(), keep=kept)
+    doc, parsed = kept
+    assert isinstance(doc, dict)
+    assert len(doc["objects"]) == len(rawdata.objects(name))
+    assert isinstance(parsed, ParsedRelease)
+    assert (parsed.domain, parsed.version) == ("ics", "18.1")

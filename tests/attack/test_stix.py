@@ -134,3 +134,15 @@ def test_tactics_come_from_kill_chain_phases() -> None:
         for p in o.get("kill_chain_phases", [])
     )
     assert Counter(t for _, t in parsed.technique_tactics) == expected
+
+
+def test_keep_receives_the_decoded_bundle() -> None:
+    name = "ics-attack-18.1.json.gz"
+    kept: list[object] = []
+    parsed = _parse(name, keep=kept)
+    (doc,) = kept
+    assert isinstance(doc, dict) and doc["type"] == "bundle"
+    assert len(doc["objects"]) == len(rawdata.objects(name))
+    assert len(parsed.objects) + len(parsed.relationships) == sum(
+        o["type"] != "x-mitre-collection" for o in doc["objects"]
+    )

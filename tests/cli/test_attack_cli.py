@@ -87,3 +87,50 @@ def test_serve_on_a_public_address_requires_tokens_for_reads(tmp_path: Path) -> 
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _on_a_terminal(*args: str, db: str) -> tuple[int, str]:
+    """Run kbmap with stdin, stdout and stderr on a pseudo-terminal; (exit code, all output)."""
+    import pty
+
+    env = {**os.environ, "KBMAP_DATABASE_URL": db, "COLUMNS": "120", "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli.main", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        close_fds=True,
+    )
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 1 << 16)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    return proc.wait(timeout=120), out.decode(errors="replace")
+
+
+def test_ingest_draws_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    for name in ("ics-attack-17.1.json.gz", "ics-attack-18.1.json.gz"):
+        (bundles / name).write_bytes(Path(attack_file(name)).read_bytes())
+    code, out = _on_a_terminal("ingest", str(bundles), db=f"sqlite:///{tmp_path / 't.sqlite'}")
+    assert code == 0, out
+    for step in ("reading ics-attack-17.1.json.gz", "writing ics 17.1", "writing ics 18.1"):
+        assert step in out
+    assert "━" in out  # the bar itself
+    assert "100%" in out
+    assert "ics 18.1: loaded (" in out
+
+    quiet = kbmap("ingest", str(bundles), db=f"sqlite:///{tmp_path / 'q.sqlite'}", check=True)
+    assert quiet.stderr == ""
+    assert "━" not in quiet.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -12,7 +13,8 @@ from sqlalchemy import Engine, create_engine, inspect
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401
-from app.core.db import SCHEMA_HEAD, alembic_config, init_db, make_engine
+from app.attack.models import Relationship
+from app.core.db import SCHEMA_HEAD, alembic_config, indexes_built_after, init_db, make_engine
 
 
 def test_schema_head_matches_alembic(tmp_path: Path) -> None:
@@ -48,3 +50,21 @@ def test_init_db_is_idempotent_and_stamps_head(tmp_path: Path) -> None:
         assert {"release", "attack_object", "catalog", "rule"} <= set(
             inspect(conn).get_table_names()
         )
+
+
+def test_indexes_built_after_refuses_outside_a_transaction(tmp_path: Path) -> None:
+    """pysqlite runs DDL in autocommit until a DML statement opens a transaction: dropping the
+    indexes there would commit the drop whatever happens next."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.sqlite'}")
+    init_db(engine)
+    table = Relationship.__table__  # type: ignore[attr-defined]
+    before = {ix["name"] for ix in inspect(engine).get_indexes("relationship")}
+    with (
+        engine.connect() as conn,
+        pytest.raises(RuntimeError, match="open transaction"),
+        indexes_built_after(conn, [table]),
+    ):
+        pass
+    assert {ix["name"] for ix in inspect(engine).get_indexes("relationship")} == before
+    assert before == {ix.name for ix in table.indexes}
+    engine.dispose()

@@ -8,9 +8,11 @@ ahead at most, so a folder of releases never sits in memory all at once.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from app.core.config import Limits
 from app.core.download import fetch
@@ -50,6 +52,17 @@ def read_bundle_json(source: str, *, limits: Limits, timeout: float, retries: in
     return maybe_gunzip(raw, limit=limits.max_bundle_bytes, name=source)
 
 
+class Bundle(NamedTuple):
+    source: str
+    data: bytes  # the JSON, gunzipped
+    sha256: str  # of `data`: hashing releases the GIL too, so it is done beside the read
+
+
+def _read(source: str, *, limits: Limits, timeout: float, retries: int) -> Bundle:
+    data = read_bundle_json(source, limits=limits, timeout=timeout, retries=retries)
+    return Bundle(source, data, hashlib.sha256(data).hexdigest())
+
+
 class BundleFeed:
     """The bundles of one ingest, in order, each read on a worker thread while the previous one
     is parsed. Source errors (no such file, empty folder) are raised at construction; a read
@@ -66,26 +79,26 @@ class BundleFeed:
         self.sources = expand_sources(sources)
         self._limits, self._timeout, self._retries = limits, timeout, retries
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbmap-read")
-        self._next: Future[bytes] | None = self._read(0)
+        self._next: Future[Bundle] | None = self._submit(0)
 
-    def _read(self, index: int) -> Future[bytes] | None:
+    def _submit(self, index: int) -> Future[Bundle] | None:
         if index >= len(self.sources):
             return None
         return self._pool.submit(
-            read_bundle_json,
+            _read,
             self.sources[index],
             limits=self._limits,
             timeout=self._timeout,
             retries=self._retries,
         )
 
-    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+    def __iter__(self) -> Iterator[Bundle]:
         try:
-            for index, source in enumerate(self.sources):
+            for index in range(len(self.sources)):
                 assert self._next is not None
-                data = self._next.result()
-                self._next = self._read(index + 1)
-                yield source, data
+                bundle = self._next.result()
+                self._next = self._submit(index + 1)
+                yield bundle
         finally:
             self.close()
 

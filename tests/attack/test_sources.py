@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import gzip
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -30,9 +31,10 @@ def test_feed_gives_each_bundle_once_in_order_as_json(tmp_path: Path) -> None:
     folder = _folder(tmp_path, *reversed(ICS))
     with BundleFeed([str(folder)], limits=Limits()) as feed:
         got = list(feed)
-    assert [Path(s).name for s, _ in got] == sorted(ICS)  # folder order, bundles only
-    for source, data in got:  # what a direct gunzip gives, independently of the feed
+    assert [Path(b.source).name for b in got] == sorted(ICS)  # folder order, bundles only
+    for source, data, sha in got:  # what a direct gunzip gives, independently of the feed
         assert data == gzip.decompress(Path(source).read_bytes())
+        assert sha == hashlib.sha256(data).hexdigest()
 
 
 def test_feed_reads_one_bundle_ahead_only(tmp_path: Path) -> None:
@@ -53,7 +55,7 @@ def test_feed_reads_one_bundle_ahead_only(tmp_path: Path) -> None:
     try:
         feed = BundleFeed([str(folder)], limits=Limits())
         it = iter(feed)
-        first, _ = next(it)
+        first = next(it).source
         feed._next.result()  # type: ignore[union-attr]  # the look-ahead read has finished
         assert reads == list(ICS)  # the first, and the one after it, and no more
         assert Path(first).name == ICS[0]
@@ -82,7 +84,8 @@ def test_read_errors_surface_where_the_bundle_is_taken(
     good.write_text('{"type": "bundle", "objects": []}')
     feed = BundleFeed([str(good), str(bad)], limits=limits)
     it = iter(feed)
-    assert next(it) == (str(good), good.read_bytes())  # the good bundle before it is served
+    first = next(it)  # the good bundle is served before the bad one fails
+    assert (first.source, first.data) == (str(good), good.read_bytes())
     with pytest.raises(error) as via_feed:
         next(it)
     assert str(via_feed.value) == str(direct.value) and message in str(via_feed.value)

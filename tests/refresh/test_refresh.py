@@ -205,8 +205,13 @@ def run(
 def test_new_release_is_fetched_verified_and_ingested(
     engine: Engine, settings: Settings, index_file: Path, server: Server
 ) -> None:
-    steps: list[str] = []
-    report = run(engine, settings, index_file, step=steps.append)
+    calls: list[tuple[str, int | None, int | None]] = []
+
+    def step(message: str, done: int | None = None, total: int | None = None) -> None:
+        calls.append((message, done, total))
+
+    report = run(engine, settings, index_file, step=step)
+    steps = [message for message, _, _ in calls]
 
     raw = json.loads(release_json(ICS18))["objects"]
     n_rel = sum(o["type"] == "relationship" for o in raw)
@@ -236,6 +241,8 @@ def test_new_release_is_fetched_verified_and_ingested(
     assert server.hits("/ics-attack-18.1.json") == 1
     assert server.hits("/ics-attack-17.1.json") == 0
     assert "downloading ics 18.1" in steps and "writing ics 18.1" in steps
+    size = len(release_json(ICS18))  # the bar's bytes end at the whole download
+    assert [(d, t) for m, d, t in calls if m.startswith("downloading ics 18.1:")][-1] == (size,) * 2
     as_json = json.loads(json.dumps(report.as_dict()))
     assert as_json["summary"] == "fetched ics 18.1" and as_json["fetched"][0]["version"] == "18.1"
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import attack_file
 
 
@@ -134,3 +136,34 @@ def test_ingest_draws_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     quiet = kbmap("ingest", str(bundles), db=f"sqlite:///{tmp_path / 'q.sqlite'}", check=True)
     assert quiet.stderr == ""
     assert "━" not in quiet.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nosuch",), "kbmap: No such command 'nosuch'."),
+        (("ingest",), "kbmap: Missing argument 'sources'."),
+        (("ingest", "--bogus", "x"), "kbmap: No such option: --bogus"),
+        (("catalog", "nosub"), "kbmap: No such command 'nosub'."),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    out = kbmap(*args, db=f"sqlite:///{tmp_path / 'u.sqlite'}")
+    assert (out.returncode, out.stderr, out.stdout) == (2, message + "\n", "")
+
+
+def test_help_lists_every_command_and_a_command_runs_on_its_own(tmp_path: Path) -> None:
+    """The CLI builds only the command a run names (see app.cli.main._for_command)."""
+    from app.cli.main import _for_command, app
+
+    listed = kbmap("--help", db=f"sqlite:///{tmp_path / 'h.sqlite'}", check=True).stdout
+    names = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+    assert len(names) > 10 and all(f" {n} " in listed for n in names)
+    narrow = _for_command(["releases"])
+    assert [c.name for c in narrow.registered_commands] == ["releases"]
+    assert narrow.registered_groups == []
+    assert _for_command(["nosuch"]) is app and _for_command([]) is app
+    out = kbmap("releases", "--json", db=f"sqlite:///{tmp_path / 'h.sqlite'}", check=True)
+    assert out.stdout.strip() == "[]"  # the narrowed app runs the command: no release loaded

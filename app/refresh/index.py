@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.attack.stix import DOMAINS, version_key
+from app.core.bounded_yaml import load_yaml_documents
 from app.core.errors import InvalidInput, Issue, Location
-from app.core.limits import load_yaml_documents, loads_json
+from app.core.limits import loads_json
 
 _URL_FILE = re.compile(r"(enterprise|mobile|ics)-attack-[^/]*\.json(?:\.gz)?$")
 _RELEASE = re.compile(r"^\d+\.\d+$")

@@ -28,9 +28,10 @@ from app.catalog.formats._common import (
     warning,
     yaml_rule_lines,
 )
+from app.core.bounded_yaml import load_yaml_documents
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Issue
-from app.core.limits import json_depth_ok, load_yaml_documents, loads_json
+from app.core.limits import json_depth_ok, loads_json
 
 CATALOG_FIELDS = ("name", "vendor", "product", "version", "attack", "rules")
 TEXT_FIELDS = ("name", "title", "description", "package", "severity", "status")

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from app.catalog.base import CatalogSource, ParsedCatalog, ParsedRule
+from app.core.bounded_yaml import load_yaml_documents
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Issue, Location
-from app.core.limits import load_yaml_documents
 
 META = "metainfo.yaml"
 BODY = "rule.co"

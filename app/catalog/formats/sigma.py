@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 from app.catalog.base import CatalogSource, ParsedCatalog, ParsedRule
 from app.catalog.formats.maxpatrol_xp import is_xp_tree
+from app.core.bounded_yaml import load_yaml_documents
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Issue, Location
-from app.core.limits import load_yaml_documents
 
 SCOPE_FOLDERS = (
     "rules",

@@ -29,9 +29,9 @@ from app.catalog.formats._common import (
     top_key_lines,
     warning,
 )
+from app.core.bounded_yaml import load_yaml_documents
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Issue
-from app.core.limits import load_yaml_documents
 
 YAML_SUFFIXES = (".yml", ".yaml")
 SNIFF_SEARCH = re.compile(rb"^search[ \t]*:", re.M)

@@ -247,7 +247,7 @@ class ObjectRead(ApiModel):
 
 
 # ---- a release diff: what changed between two releases of one domain -------------------------
-# Plain pydantic models (`diff.py` returns them; the refresh domain adds each catalog's impact).
+# Returned by `diff.py`; the refresh domain adds each catalog's impact.
 # Objects are named by ATT&CK id and name; a STIX id never leaves the service, so a client can
 # link every entry to the technique page.
 

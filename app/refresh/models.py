@@ -1,6 +1,6 @@
 """Response shapes of a release diff: what changed between two releases, what that does to catalogs.
 
-Plain pydantic models (the diff owns no tables). The release-level part (`ReleaseChanges` and its
+API shapes only (the diff owns no tables). The release-level part (`ReleaseChanges` and its
 lists) is the attack domain's; this module adds each catalog's impact. Objects are named by their
 ATT&CK id and name; a STIX id never leaves the service, so a client can link every entry to the
 technique page.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import Field
 
 from app.api.deps import AdminAccess, ReadAccess
 from app.attack.routes import router as attack_router
@@ -26,7 +27,7 @@ class ErrorBody(ApiModel):
     code: str
     message: str
     location: dict[str, Any] | None = None
-    issues: list[dict[str, Any]] = []
+    issues: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ErrorResponse(ApiModel):

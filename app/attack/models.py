@@ -160,7 +160,7 @@ class AnalyticRead(ApiModel):
     platforms: list[str]
     description: str
     log_sources: list[LogSource]
-    mutable_elements: list[dict[str, Any]] = []
+    mutable_elements: list[dict[str, Any]] = pydantic.Field(default_factory=list)
 
 
 class DetectionStrategyRead(ApiModel):
@@ -208,8 +208,8 @@ class TechniquePage(ApiModel):
     groups: list[Ref]
     software: list[Ref]
     campaigns: list[Ref]
-    rules: list[RuleRef] = []
-    subtechnique_rules: list[RuleRef] = []
+    rules: list[RuleRef] = pydantic.Field(default_factory=list)
+    subtechnique_rules: list[RuleRef] = pydantic.Field(default_factory=list)
 
 
 class TechniqueRead(ApiModel):
@@ -307,28 +307,30 @@ class TechniqueChanges(ApiModel):
     """Every list is sorted by technique id. Changes (renamed … description) are reported for
     techniques active in both releases; revoked and deprecated ones have their own lists."""
 
-    added: list[ObjectRef] = []
-    revoked: list[RevokedTechnique] = []
-    deprecated: list[ObjectRef] = []
-    renamed: list[Renamed] = []
-    tactics_changed: list[SetChange] = []
-    platforms_changed: list[SetChange] = []
-    subtechnique_changed: list[SubtechniqueChange] = []
-    description_changed: list[DescriptionChange] = []
+    added: list[ObjectRef] = pydantic.Field(default_factory=list)
+    revoked: list[RevokedTechnique] = pydantic.Field(default_factory=list)
+    deprecated: list[ObjectRef] = pydantic.Field(default_factory=list)
+    renamed: list[Renamed] = pydantic.Field(default_factory=list)
+    tactics_changed: list[SetChange] = pydantic.Field(default_factory=list)
+    platforms_changed: list[SetChange] = pydantic.Field(default_factory=list)
+    subtechnique_changed: list[SubtechniqueChange] = pydantic.Field(default_factory=list)
+    description_changed: list[DescriptionChange] = pydantic.Field(default_factory=list)
 
 
 class TacticChanges(ApiModel):
-    added: list[TacticRef] = []
-    retired: list[TacticRef] = []  # live before, deprecated / revoked / gone after
-    order_before: list[str] = []  # shortnames in matrix order
-    order_after: list[str] = []
+    added: list[TacticRef] = pydantic.Field(default_factory=list)
+    retired: list[TacticRef] = pydantic.Field(
+        default_factory=list
+    )  # live before, deprecated / revoked / gone after
+    order_before: list[str] = pydantic.Field(default_factory=list)  # shortnames in matrix order
+    order_after: list[str] = pydantic.Field(default_factory=list)
 
 
 class ObjectChanges(ApiModel):
     """Objects of one kind that became live (added) or stopped being live (removed)."""
 
-    added: list[ObjectRef] = []
-    removed: list[ObjectRef] = []
+    added: list[ObjectRef] = pydantic.Field(default_factory=list)
+    removed: list[ObjectRef] = pydantic.Field(default_factory=list)
 
 
 class ReleaseChanges(ApiModel):

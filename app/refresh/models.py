@@ -60,4 +60,4 @@ class CatalogImpact(ApiModel):
 # What `/releases/diff` and `kbmap diff` return: the attack domain's changes (same fields, same
 # order) and then each catalog's impact. No docstring: it would become the OpenAPI description.
 class ReleaseDiff(ReleaseChanges):
-    catalogs: list[CatalogImpact] = Field(default=[])  # copied per instance, as `= []` would be
+    catalogs: list[CatalogImpact] = Field(default_factory=list)

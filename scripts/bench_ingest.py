@@ -4,7 +4,7 @@ Prints, from one run on this machine:
 - the whole `kbmap ingest` process for enterprise 18.1 into a fresh SQLite file, against
   `python -c` gunzip+parse of the same file (the goal is ≤ 2.5×), with peak memory;
 - GET /techniques/{id} over every technique of 18.1: p50/p99 in-process and over HTTP (uvicorn on
-  127.0.0.1);
+  127.0.0.1), with a stdlib client and with httpx;
 - mitreattack-python's MitreAttackData as the peer: load time and memory, technique + its
   mitigations lookup.
 Run: python scripts/bench_ingest.py [--runs 3]
@@ -13,12 +13,15 @@ Run: python scripts/bench_ingest.py [--runs 3]
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -81,9 +84,9 @@ def page_figures(db_url: str) -> list[str]:
     return ids
 
 
-def http_figures(db_url: str, ids: list[str]) -> None:
-    import httpx
-
+@contextmanager
+def serving(db_url: str) -> Iterator[int]:
+    """uvicorn with the app on a free loopback port, ready, with a fresh page cache."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -106,31 +109,68 @@ def http_figures(db_url: str, ids: list[str]) -> None:
         cwd=ROOT,
     )
     try:
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=10) as client:
-            for _ in range(100):
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-            client.get("/api/v1/techniques/T1059", params={"version": "18.1"})  # first use
-            for label in ("first request of each technique, rendered", "repeat, page cache"):
-                times = []
-                for tid in ids:
-                    t = time.perf_counter()
-                    r = client.get(f"/api/v1/techniques/{tid}", params={"version": "18.1"})
-                    times.append(time.perf_counter() - t)
-                    assert r.status_code == 200, r.text
-                print(
-                    f"technique page over HTTP (uvicorn, loopback, one client), {label}: "
-                    f"p50 {ms(pct(times, 50))}, p99 {ms(pct(times, 99))} "
-                    f"(goal p50 <= 5 ms, p99 <= 20 ms)"
-                )
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        yield port
     finally:
         server.terminate()
         server.wait(10)
+
+
+def _stdlib_client(port: int) -> Callable[[str], tuple[int, bytes]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # one keep-alive connection
+
+    def get(path: str) -> tuple[int, bytes]:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+
+    return get
+
+
+def _httpx_client(port: int) -> Callable[[str], tuple[int, bytes]]:
+    import httpx
+
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+
+    def get(path: str) -> tuple[int, bytes]:
+        response = client.get(path)
+        return response.status_code, response.content
+
+    return get
+
+
+def http_figures(db_url: str, ids: list[str]) -> None:
+    """Each client on its own fresh server, so its first pass renders every page. The stdlib
+    client is the figure: httpx's own work per request (0.5-1.5 ms, measured) is the client's,
+    not the service's; its pass is printed beside it."""
+    for label, make in (("http.client", _stdlib_client), ("httpx", _httpx_client)):
+        with serving(db_url) as port:
+            get = make(port)
+            for _ in range(200):
+                try:
+                    if get("/readyz")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            get("/api/v1/techniques/T1059?version=18.1")  # first use of the app
+            for kind in ("first request of each technique, rendered", "repeat, page cache"):
+                times = []
+                for tid in ids:
+                    t = time.perf_counter()
+                    status, body = get(f"/api/v1/techniques/{tid}?version=18.1")
+                    times.append(time.perf_counter() - t)
+                    assert status == 200, body[:200]
+                print(
+                    f"technique page over HTTP (uvicorn, loopback, one {label} client), {kind}: "
+                    f"p50 {ms(pct(times, 50))}, p99 {ms(pct(times, 99))} "
+                    f"(goal p50 <= 5 ms, p99 <= 20 ms)"
+                )
 
 
 def peer_figures(ids: list[str]) -> None:

@@ -27,11 +27,18 @@ from app.attack.models import (
 from app.attack.sources import BundleFeed
 from app.attack.stix import ParsedRelease, parse_bundle
 from app.core.config import Limits
-from app.core.db import bulk_insert, indexes_built_after, transaction
+from app.core.db import (
+    bulk_insert,
+    indexes_built_after,
+    rollback_journal_while_empty,
+    transaction,
+    wal_again,
+)
 from app.core.errors import InvalidInput, KbmapError, Location
 from app.core.gc_pause import paused_gc
 from app.core.progress import Step
 
+_RELEASE: Table = Release.__table__  # type: ignore[attr-defined]
 _RELEASE_TABLES: list[Table] = [
     m.__table__  # type: ignore[union-attr]
     for m in (AttackObject, Relationship, TechniqueTactic, TechniqueDataComponent)
@@ -69,43 +76,50 @@ def ingest_sources(
     outcomes: list[IngestOutcome] = []
     seen: set[tuple[str, str]] = set()
     steps = 2 * len(feed.sources)  # read and parse, then write, per bundle
-    with feed, paused_gc(), transaction(engine) as session:
-        for index, (src, data, sha) in enumerate(feed):
-            if step:
-                step(f"reading {Path(src).name}", done=2 * index, total=steps)
-            parsed = parse_bundle(
-                data,
-                source=src,
-                version=version,
-                max_bytes=limits.max_bundle_bytes,
-                sha256=sha,
-                keep=keep,
-            )
-            if keep is not None:
-                keep.append(parsed)
-            key = (parsed.domain, parsed.version)
-            if key in seen:
-                raise InvalidInput(
-                    f"{parsed.domain} {parsed.version} is named twice in one ingest",
-                    Location(file=parsed.source),
+    new_file = False
+    try:
+        with feed, paused_gc(), transaction(engine) as session:
+            new_file = rollback_journal_while_empty(session.connection(), _RELEASE)
+            for index, (src, data, sha) in enumerate(feed):
+                if step:
+                    step(f"reading {Path(src).name}", done=2 * index, total=steps)
+                parsed = parse_bundle(
+                    data,
+                    source=src,
+                    version=version,
+                    max_bytes=limits.max_bundle_bytes,
+                    sha256=sha,
+                    keep=keep,
                 )
-            seen.add(key)
-            existing = session.connection().scalar(  # Core: the ORM's first query costs 20 ms
-                select(col(Release.id)).where(
-                    col(Release.domain) == parsed.domain, col(Release.version) == parsed.version
+                if keep is not None:
+                    keep.append(parsed)
+                key = (parsed.domain, parsed.version)
+                if key in seen:
+                    raise InvalidInput(
+                        f"{parsed.domain} {parsed.version} is named twice in one ingest",
+                        Location(file=parsed.source),
+                    )
+                seen.add(key)
+                existing = session.connection().scalar(  # Core: the ORM's first query costs 20 ms
+                    select(col(Release.id)).where(
+                        col(Release.domain) == parsed.domain,
+                        col(Release.version) == parsed.version,
+                    )
                 )
-            )
-            if existing is not None and not replace:
-                outcomes.append(_outcome(parsed, "unchanged"))
-                continue
-            if existing is not None:
-                session.connection().execute(delete(Release).where(col(Release.id) == existing))
+                if existing is not None and not replace:
+                    outcomes.append(_outcome(parsed, "unchanged"))
+                    continue
+                if existing is not None:
+                    session.connection().execute(delete(Release).where(col(Release.id) == existing))
+                if step:
+                    step(f"writing {parsed.domain} {parsed.version}", 2 * index + 1, steps)
+                write_release(session.connection(), parsed)
+                outcomes.append(_outcome(parsed, "replaced" if existing is not None else "loaded"))
             if step:
-                step(f"writing {parsed.domain} {parsed.version}", done=2 * index + 1, total=steps)
-            write_release(session.connection(), parsed)
-            outcomes.append(_outcome(parsed, "replaced" if existing is not None else "loaded"))
-        if step:
-            step("committing", done=steps, total=steps)
+                step("committing", done=steps, total=steps)
+    finally:
+        if new_file:
+            wal_again(engine)
     return outcomes
 
 

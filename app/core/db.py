@@ -16,10 +16,12 @@ import orjson
 from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, literal, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 SCHEMA_HEAD = "0003"  # the newest Alembic revision; tests/core/test_db.py keeps them equal
+SQLITE_BUSY_MS = 30_000  # how long a SQLite writer waits for another to finish
 SQLITE_MMAP_BYTES = 1 << 30  # address space, not memory: the OS pages in what is read
 # Connections kept per process, and how many more may open under load. The server runs up to 40
 # requests at once in its thread pool; with SQLAlchemy's default 5 + 10, every request beyond
@@ -59,7 +61,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     # read pages through a memory map shared by every connection instead of a read() call per
     # page into each connection's own 2 MB cache (measured: rendering a technique page 2.7 → 1.8 ms)
     cur.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
@@ -120,6 +122,35 @@ def indexes_built_after(connection: Connection, tables: Sequence[Table]) -> Iter
     yield
     for index in indexes:
         index.create(connection)
+
+
+def rollback_journal_while_empty(connection: Connection, table: Table) -> bool:
+    """Switch a SQLite file whose `table` is empty to a rollback journal for the load to come,
+    so its pages are written once rather than twice (to the WAL, then into the file by the
+    checkpoint): 0.11 s of 0.5 s for enterprise 18.1 (measured). True if switched; then call
+    `wal_again` once the transaction has ended. Refused at once, and False, when any other
+    connection has the file open (readers keep their WAL) or a transaction is open here."""
+    if not is_sqlite(connection) or (connection.engine.url.database or ":memory:") == ":memory:":
+        return False
+    dbapi = connection.connection.dbapi_connection
+    if getattr(dbapi, "in_transaction", True):
+        return False
+    if connection.execute(sa_select(literal(1)).select_from(table).limit(1)).first() is not None:
+        return False
+    connection.exec_driver_sql("PRAGMA busy_timeout=0")  # never wait for another connection
+    try:
+        mode = connection.exec_driver_sql("PRAGMA journal_mode=DELETE").scalar()
+    except OperationalError:  # locked: someone else has the file open
+        mode = "wal"
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    return mode == "delete"
+
+
+def wal_again(engine: Engine) -> None:
+    """Back to WAL after `rollback_journal_while_empty` (every new connection sets it too)."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
 
 
 def alembic_config(database_url: str) -> Any:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, func, inspect, select
@@ -19,6 +22,7 @@ from app.attack.models import (
 )
 from app.attack.stix import ParsedRelease
 from app.core.config import Limits
+from app.core.db import init_db, make_engine
 from app.core.errors import InvalidInput, NotFound
 from tests import rawdata
 from tests.conftest import attack_file
@@ -157,3 +161,79 @@ def test_keep_receives_what_was_parsed(empty_engine: Engine) -> None:
     assert len(doc["objects"]) == len(rawdata.objects(name))
     assert isinstance(parsed, ParsedRelease)
     assert (parsed.domain, parsed.version) == ("ics", "18.1")
+
+
+def _journal_modes(seen: list[str]) -> Any:
+    """Record every journal_mode the ingest asks SQLite for (the pragmas, not their effect)."""
+
+    def collect(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "journal_mode=" in statement:
+            seen.append(statement.split("=")[1].strip())
+
+    return collect
+
+
+def test_a_first_load_into_a_new_sqlite_file_uses_a_rollback_journal_then_wal_again(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    engine = make_engine(url)
+    init_db(engine)
+    asked: list[str] = []
+    event.listen(engine, "before_cursor_execute", _journal_modes(asked))
+    ingest_sources(engine, [attack_file("ics-attack-18.1.json.gz")], limits=Limits())
+    assert asked == ["DELETE", "WAL"]  # switched for the load, back at the end
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    asked.clear()
+    ingest_sources(engine, [attack_file("ics-attack-17.1.json.gz")], limits=Limits())
+    assert asked == []  # a database with a release keeps its WAL
+    engine.dispose()
+    raw = rawdata.objects("ics-attack-18.1.json.gz")
+    other = make_engine(url)
+    with Session(other) as s:
+        n = s.execute(
+            select(func.count())
+            .select_from(Relationship)
+            .join(Release)
+            .where(Release.version == "18.1")
+        ).scalar_one()
+    assert n == sum(o["type"] == "relationship" for o in raw)
+    other.dispose()
+
+
+def test_the_journal_stays_wal_while_another_connection_has_the_file_open(
+    tmp_path: Path,
+) -> None:
+    """A reader (a server on the same file) keeps its WAL: the switch is refused at once rather
+    than after the 30 s busy timeout, and the load runs as usual."""
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    engine = make_engine(url)
+    init_db(engine)
+    reader = sqlite3.connect(str(tmp_path / "shared.sqlite"))
+    reader.execute("SELECT count(*) FROM release").fetchone()  # open, WAL index mapped
+    asked: list[str] = []
+    event.listen(engine, "before_cursor_execute", _journal_modes(asked))
+    started = time.monotonic()
+    ingest_sources(engine, [attack_file("ics-attack-18.1.json.gz")], limits=Limits())
+    assert time.monotonic() - started < 20
+    assert asked == ["DELETE"]  # tried, refused ("database is locked"), so nothing to undo
+    assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert reader.execute("SELECT count(*) FROM release").fetchone() == (1,)
+    reader.close()
+    engine.dispose()
+
+
+def test_a_failed_first_load_leaves_an_empty_wal_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'failed.sqlite'}"
+    engine = make_engine(url)
+    init_db(engine)
+    bad = tmp_path / "ics-attack-9.9.json"
+    bad.write_text(json.dumps({"type": "bundle", "objects": [{"type": "attack-pattern"}]}))
+    with pytest.raises(InvalidInput):
+        ingest_sources(engine, [attack_file("ics-attack-18.1.json.gz"), str(bad)], limits=Limits())
+    assert _counts(engine) == (0, 0, 0)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()

@@ -72,15 +72,15 @@ def progress() -> Iterator[Step | None]:
         transient=True,
     ) as bar:
         task = bar.add_task("starting", total=None)
-        drawn = [0.0]
+        last: list[Any] = ["", 0.0]  # the message drawn last, and when
 
         def step(message: str, done: int | None = None, total: int | None = None) -> None:
-            # drawn at once (the 10 Hz refresh would skip short steps), at most every 50 ms
-            # (a download reports every 64 kB)
+            # a new step is drawn at once (the 10 Hz refresh would skip short ones); progress
+            # within a step at most every 50 ms (a download reports every 64 kB)
             now = time.monotonic()
-            draw = now - drawn[0] >= 0.05
+            draw = message != last[0] or now - last[1] >= 0.05
             if draw:
-                drawn[0] = now
+                last[:] = [message, now]
             bar.update(task, description=message, completed=done, total=total, refresh=draw)
 
         yield step

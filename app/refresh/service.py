@@ -228,8 +228,7 @@ def _download_and_verify(
 
     def progress(size: int, total: int | None) -> None:
         if step:
-            of = f" of {total / 1e6:.1f}" if total else ""
-            step(f"downloading {label}: {size / 1e6:.1f}{of} MB", done=size, total=total)
+            step(f"downloading {label}", done=size, total=total)  # the bar shows how far
 
     if step:
         step(f"downloading {label}")

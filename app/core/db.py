@@ -111,12 +111,7 @@ def indexes_built_after(connection: Connection, tables: Sequence[Table]) -> Iter
     if is_sqlite(connection) and not getattr(dbapi, "in_transaction", False):
         # pysqlite runs DDL outside a transaction when no DML has opened one: it would commit
         raise RuntimeError("indexes_built_after needs an open transaction")
-    indexes = [
-        index
-        for table in tables
-        if connection.execute(sa_select(literal(1)).select_from(table).limit(1)).first() is None
-        for index in table.indexes
-    ]
+    indexes = [index for table in tables if _is_empty(connection, table) for index in table.indexes]
     for index in indexes:
         index.drop(connection)
     yield
@@ -135,7 +130,7 @@ def rollback_journal_while_empty(connection: Connection, table: Table) -> bool:
     dbapi = connection.connection.dbapi_connection
     if getattr(dbapi, "in_transaction", True):
         return False
-    if connection.execute(sa_select(literal(1)).select_from(table).limit(1)).first() is not None:
+    if not _is_empty(connection, table):
         return False
     connection.exec_driver_sql("PRAGMA busy_timeout=0")  # never wait for another connection
     try:
@@ -145,6 +140,10 @@ def rollback_journal_while_empty(connection: Connection, table: Table) -> bool:
     finally:
         connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     return mode == "delete"
+
+
+def _is_empty(connection: Connection, table: Table) -> bool:
+    return connection.execute(sa_select(literal(1)).select_from(table).limit(1)).first() is None
 
 
 def wal_again(engine: Engine) -> None:

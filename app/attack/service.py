@@ -431,20 +431,17 @@ def _detection(
     missing = [a for refs in analytics_of.values() for a in refs if a not in detail]
     if missing:  # analytics that name no data component have no link row
         detail.update(objects_by_stix_id(session, release_id=release_id, stix_ids=missing))
-    sources: dict[str, ObjectRow] = {}
+    source_of: dict[str, str] = {}  # data component → its data source, ≤ 17 only
     if not strategy_refs:  # ≤ 17: data components belong to data sources
-        sources = objects_by_stix_id(
-            session,
-            release_id=release_id,
-            stix_ids=[detail[d].data.get("data_source_ref") or "" for d in dc_refs if d in detail],
-        )
+        source_of = {d: detail[d].data.get("data_source_ref") or "" for d in dc_refs if d in detail}
+    sources = objects_by_stix_id(session, release_id=release_id, stix_ids=source_of.values())
     text_of = {o.stix_id: desc for desc, o in detects if o.kind == "data_component"}
     comp_links: list[DataComponentLink] = []
     for ref in sorted(dc_refs, key=lambda x: detail[x].name if x in detail else x):
         c = detail.get(ref)
         if c is None:
             continue
-        ds = sources.get(c.data.get("data_source_ref") or "") if sources else None
+        ds = sources.get(source_of.get(ref, ""))
         comp_links.append(
             DataComponentLink(
                 id=c.attack_id,

@@ -63,9 +63,10 @@ def progress() -> Iterator[Step | None]:
         TimeElapsedColumn,
     )
 
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn())
     with Progress(
-        *columns,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
         console=Console(stderr=True),

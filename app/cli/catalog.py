@@ -18,7 +18,10 @@ app = typer.Typer(
 @app.command("import")
 @audited("catalog import", "name", "path")
 def import_(
-    path: Annotated[str, typer.Argument(help="catalog file, folder of rules, or .tar.gz")],
+    path: Annotated[
+        str,
+        typer.Argument(help="catalog file, folder of rules, .tar.gz, or a shipped catalog's name"),
+    ],
     format: Annotated[
         str,
         typer.Option(
@@ -42,7 +45,7 @@ def import_(
     with progress() as step:
         if step:
             step(f"reading {path}")
-        source = open_source(path, s.limits)
+        source = open_source(_shipped_or_path(path, s.kb_dir), s.limits)
         if step:
             step("parsing and validating")
         result = catalog_service.import_catalog(
@@ -54,6 +57,19 @@ def import_(
     from app.cli.render import print_import_report
 
     print_import_report(result.catalog, replaced=result.replaced)
+
+
+def _shipped_or_path(path: str, kb_dir: Path) -> str | Path:
+    """A path as given; a bare name that is no file names a catalog kbmap ships (kb/catalogs)."""
+    shipped = kb_dir / "catalogs" / f"{path}.yaml"
+    if Path(path).exists() or "/" in path:
+        return path
+    if shipped.is_file():
+        return shipped
+    from app.core.errors import Location, NotFound
+
+    names = ", ".join(sorted(f.stem for f in (kb_dir / "catalogs").glob("*.yaml")))
+    raise NotFound(f"no such file or folder (catalogs kbmap ships: {names})", Location(file=path))
 
 
 @app.command("list")

@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     download_retries: int = 3
     limits: Limits = Field(default_factory=Limits)
     coverage: CoverageWeights = Field(default_factory=CoverageWeights)
-    kb_dir: Path = Path(__file__).resolve().parents[2] / "kb"
+    # app/kb is a link to the checkout's kb/ and a real folder in a wheel: one path for both.
+    kb_dir: Path = Path(__file__).resolve().parents[1] / "kb"
 
     @model_validator(mode="after")
     def _check_safe(self) -> Settings:

@@ -15,11 +15,14 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api import docs
 from app.api.audit import AuditWrites
 from app.api.body_limit import BodyLimit
-from app.api.router import api_router
-from app.core.config import Settings, get_settings
-from app.core.db import init_db, make_engine
+from app.api.failures import add_failure_handlers, environment_settings
+from app.api.http_guards import AllowedHosts, SecurityHeaders
+from app.api.router import NOT_READY, Readiness, api_router
+from app.core.config import Settings
+from app.core.db import make_engine, schema_at_start
 from app.core.errors import KbmapError
 from app.web.routes import STATIC_DIR
 from app.web.routes import router as web_router
@@ -33,18 +36,19 @@ HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 4
 
 
 def _operation_id(route: APIRoute) -> str:
-    tag = route.tags[0] if route.tags else "default"
-    return f"{tag}-{route.name}"
+    """The route function's name (`list_mitigations`, `get_technique`): generated clients name
+    their calls after it, so names are unique across the API (tests/api/test_openapi.py)."""
+    return route.name
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    settings = settings or environment_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
-        init_db(engine)
         app.state.engine = engine
+        app.state.schema = schema_at_start(engine)  # a database down: 503s until it is back
         app.state.page_threads = anyio.CapacityLimiter(PAGE_THREADS)
         yield
         engine.dispose()
@@ -55,8 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # app/api/docs.py serves them offline, behind the read guard
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
+    app.state.exposures = {}  # server port → Exposure, filled by the first request through it
+
+    add_failure_handlers(app)
 
     @app.exception_handler(KbmapError)
     async def kbmap_error(_request: Request, exc: KbmapError) -> JSONResponse:
@@ -103,12 +113,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(body, status_code=422)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    def get_health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
-    def readyz() -> JSONResponse:
+    @app.get("/readyz", tags=["health"], response_model=Readiness, responses=NOT_READY)
+    def get_readiness() -> JSONResponse:
         try:
+            app.state.schema()
             with app.state.engine.connect() as conn:
                 releases = conn.execute(text("SELECT count(*) FROM release")).scalar_one()
         except Exception:
@@ -118,8 +129,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"status": "ready", "releases": releases})
 
     app.include_router(api_router, prefix="/api/v1")
+    docs.mount(app)
     app.include_router(web_router)  # server-rendered pages at the root
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(AuditWrites)
+    app.add_middleware(AuditWrites, settings=settings)
     app.add_middleware(BodyLimit, max_upload_bytes=settings.limits.max_upload_bytes)
+    app.add_middleware(AllowedHosts)  # before anything reads or writes (DNS rebinding)
+    app.add_middleware(SecurityHeaders)  # outermost: every response has the headers, a 400 too
     return app

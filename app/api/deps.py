@@ -6,17 +6,20 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.api.exposure import exposure_of, public_url, reads_need_token
 from app.attack import service as attack_service
 from app.attack.models import Release
 from app.auth import service as auth_service
 from app.auth.models import ApiToken
 from app.core.config import Settings
 from app.core.db import read_session
-from app.core.errors import Forbidden, Unauthorized
+from app.core.errors import Forbidden, InvalidInput, Location, Unauthorized
 from app.core.security import SCOPES, scope_allows
 
 
@@ -27,6 +30,7 @@ async def get_settings_dep(request: Request) -> Settings:
 
 def get_session_dep(request: Request) -> Iterator[Session]:
     """One read session per request, on one snapshot (never a mix of two commits)."""
+    request.app.state.schema()  # made or upgraded here if the database was down at start
     with read_session(request.app.state.engine) as session:
         yield session
 
@@ -60,6 +64,13 @@ def get_lookup_releases_dep(
     return attack_service.releases_for_lookup(session, domain=domain, version=version)
 
 
+def get_public_url_dep(request: Request, settings: SettingsDep) -> str:
+    """Where links point: KBMAP_PUBLIC_URL, else the address this connection reached; never the
+    request's Host header, which the client chooses."""
+    return public_url(settings, request.scope)
+
+
+PublicUrlDep = Annotated[str, Depends(get_public_url_dep)]
 ReleaseDep = Annotated[Release, Depends(get_release_dep)]
 LookupReleasesDep = Annotated[list[Release], Depends(get_lookup_releases_dep)]
 
@@ -120,10 +131,10 @@ def _verify(request: Request, secret: str, settings: Settings) -> ApiToken | Non
 def require_scope(scope: str) -> Callable[..., Awaitable[None]]:
     """A guard: 401 without a live token, 403 when the token ranks below `scope`.
 
-    Reads pass without a token when `settings.reads_need_token` is False (loopback by default, or
-    KBMAP_READ_AUTH=open); write and admin always need one. The actor (token name or "anonymous")
-    goes on `request.state.actor` for the audit log, set before the scope check so a 403 is
-    recorded under the token that tried.
+    Reads pass without a token when every address actually bound is loopback, or with
+    KBMAP_READ_AUTH=open (`api/exposure.py`); write and admin always need one. The actor (token
+    name or "anonymous") goes on `request.state.actor` for the audit log, set before the scope
+    check so a 403 is recorded under the token that tried.
     """
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
@@ -134,7 +145,7 @@ def require_scope(scope: str) -> Callable[..., Awaitable[None]]:
         token: Annotated[ApiToken | None, Depends(get_token_dep)],
     ) -> None:
         if token is None:
-            if scope == "read" and not settings.reads_need_token:
+            if scope == "read" and not reads_need_token(settings, exposure_of(request.scope)):
                 request.state.actor = "anonymous"
                 return
             raise Unauthorized(INVALID_TOKEN)
@@ -149,3 +160,33 @@ def require_scope(scope: str) -> Callable[..., Awaitable[None]]:
 ReadAccess = Depends(require_scope("read"))
 WriteAccess = Depends(require_scope("write"))
 AdminAccess = Depends(require_scope("admin"))
+
+
+# --- Query strings: a misspelt parameter is refused, never ignored ------------------------------
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route declares, those of its dependencies included."""
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """422 for a query parameter the route does not declare: ignoring `tatic=x` would answer a
+    question nobody asked (every technique) as if it were the one asked."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise InvalidInput(
+            f"unknown query parameter {', '.join(repr(u) for u in unknown)}; "
+            f"{route.path} takes: {', '.join(sorted(known)) or 'no query parameters'}",
+            Location(field=unknown[0]),
+        )
+
+
+KnownQueryOnly = Depends(reject_unknown_query)

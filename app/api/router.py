@@ -3,7 +3,8 @@
 The read guard sits on this parent router, so every route mounted here, including ones added
 later, needs at least read access (principle 12); the token and audit routes add the admin guard,
 write routes add WriteAccess on their own decorators. Only /healthz and /readyz (`main.py`) are
-public.
+public. The same parent router refuses a query parameter a route does not declare
+(`deps.reject_unknown_query`), so a misspelt filter is a 422, never an unfiltered answer.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field
 
-from app.api.deps import AdminAccess, ReadAccess
+from app.api.deps import AdminAccess, KnownQueryOnly, ReadAccess
 from app.attack.routes import router as attack_router
 from app.auth.routes import router as auth_router
 from app.catalog.routes import router as catalog_router
@@ -23,22 +24,46 @@ from app.layer.routes import router as layer_router
 from app.refresh.routes import router as refresh_router
 
 
+class ErrorLocation(ApiModel):
+    """Where the problem sits (`core.errors.Location`): any part may be unknown."""
+
+    file: str | None = None
+    line: int | None = None
+    field: str | None = None
+
+
+class ErrorIssue(ApiModel):
+    """One of several problems found in one input (`core.errors.Issue`)."""
+
+    message: str
+    severity: str = "error"
+    location: ErrorLocation | None = None
+
+
 class ErrorBody(ApiModel):
     code: str
     message: str
-    location: dict[str, Any] | None = None
-    issues: list[dict[str, Any]] = Field(default_factory=list)
+    location: ErrorLocation | None = None
+    issues: list[ErrorIssue] = Field(default_factory=list)
 
 
 class ErrorResponse(ApiModel):
     error: ErrorBody
 
 
+class Readiness(ApiModel):
+    """/readyz: "ready" with the number of loaded releases, or why the service is not ready."""
+
+    status: str
+    releases: int | None = None
+
+
+NOT_READY: dict[int | str, dict[str, Any]] = {503: {"model": Readiness}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
 
-api_router = APIRouter(responses=ERRORS, dependencies=[ReadAccess])
+api_router = APIRouter(responses=ERRORS, dependencies=[ReadAccess, KnownQueryOnly])
 api_router.include_router(attack_router)
 api_router.include_router(catalog_router)
 api_router.include_router(coverage_router)

@@ -29,6 +29,7 @@ from app.attack.stix import ParsedRelease, parse_bundle
 from app.core.config import Limits
 from app.core.db import (
     bulk_insert,
+    database_error,
     indexes_built_after,
     rollback_journal_while_empty,
     transaction,
@@ -146,6 +147,9 @@ def write_release(connection: Connection, parsed: ParsedRelease) -> int:
     except KbmapError:
         raise
     except Exception as exc:  # e.g. a constraint or a dropped connection, not a traceback
+        known = database_error(exc)  # a full disk or a lost database says so
+        if known is not None:
+            raise known from exc
         raise InvalidInput(
             f"could not store {parsed.domain} {parsed.version}: {type(exc).__name__}",
             Location(file=parsed.source),

@@ -154,13 +154,20 @@ class LogSource(ApiModel):
     channel: str
 
 
+class MutableElement(ApiModel):
+    """A part of an analytic a defender is expected to tune (ATT&CK 18+)."""
+
+    field: str
+    description: str = ""
+
+
 class AnalyticRead(ApiModel):
     id: str | None
     name: str
     platforms: list[str]
     description: str
     log_sources: list[LogSource]
-    mutable_elements: list[dict[str, Any]] = pydantic.Field(default_factory=list)
+    mutable_elements: list[MutableElement] = pydantic.Field(default_factory=list)
 
 
 class DetectionStrategyRead(ApiModel):
@@ -231,6 +238,71 @@ class TacticRead(ApiModel):
     order: int
 
 
+class ObjectSummary(ApiModel):
+    """One row of a list of mitigations, groups, software, campaigns, ... (`list_objects`)."""
+
+    id: str | None
+    name: str
+    description: str
+    url: str | None
+    platforms: list[str]
+    revoked: bool
+    deprecated: bool
+
+
+class LogSourceReference(ApiModel):
+    """An 18+ analytic's log source as MITRE writes it (the component by STIX id)."""
+
+    x_mitre_data_component_ref: str = ""
+    name: str = ""
+    channel: str = ""
+
+
+class NamedLogSource(ApiModel):
+    """An 18+ data component's log source."""
+
+    name: str = ""
+    channel: str = ""
+
+
+class RelatedAsset(ApiModel):
+    """An ICS asset's related asset."""
+
+    name: str
+    related_asset_sectors: list[str] = pydantic.Field(default_factory=list)
+    description: str = ""
+
+
+def _present() -> Any:
+    """A field left out of the response when the object lacks it (not sent as null)."""
+    return pydantic.Field(default=None, exclude_if=lambda v: v is None)
+
+
+class ObjectAttributes(ApiModel):
+    """The STIX properties of an object beyond its core fields, named without `x_mitre_`: every
+    property ATT&CK 16-18 objects of these kinds carry, each present only when the object has
+    it (as MITRE writes them)."""
+
+    aliases: list[str] | None = _present()
+    software_type: str | None = _present()  # malware | tool
+    is_family: bool | None = _present()
+    labels: list[str] | None = _present()
+    first_seen: str | None = _present()
+    last_seen: str | None = _present()
+    first_seen_citation: str | None = _present()
+    last_seen_citation: str | None = _present()
+    contributors: list[str] | None = _present()
+    domains: list[str] | None = _present()
+    version: str | None = _present()
+    collection_layers: list[str] | None = _present()
+    data_source_ref: str | None = _present()
+    log_sources: list[NamedLogSource] | None = _present()
+    log_source_references: list[LogSourceReference] | None = _present()
+    mutable_elements: list[MutableElement] | None = _present()
+    sectors: list[str] | None = _present()
+    related_assets: list[RelatedAsset] | None = _present()
+
+
 class ObjectRead(ApiModel):
     """Any other ATT&CK object: its core fields plus the objects it relates to."""
 
@@ -242,7 +314,7 @@ class ObjectRead(ApiModel):
     revoked: bool
     deprecated: bool
     platforms: list[str]
-    attributes: dict[str, Any]
+    attributes: ObjectAttributes
     related: dict[str, list[RelatedRef]]
 
 

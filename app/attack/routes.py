@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from app.api.deps import IdPath, LookupReleasesDep, PageParams, QText, ReleaseDep, SessionDep
 from app.attack import service as attack_service
-from app.attack.models import ObjectRead, ReleaseRead, TacticRead, TechniqueRead
+from app.attack.models import ObjectRead, ObjectSummary, ReleaseRead, TacticRead, TechniqueRead
 from app.core.pages import Page
 
 router = APIRouter()
@@ -60,7 +60,7 @@ def _add_object_routes(path: str, kind: str, tag: str) -> None:
         q: QText = None,
         include_revoked: bool = False,
         include_deprecated: bool = False,
-    ) -> Page[dict[str, Any]]:
+    ) -> Page[ObjectSummary]:
         return attack_service.list_objects(
             session,
             release=release,
@@ -79,13 +79,12 @@ def _add_object_routes(path: str, kind: str, tag: str) -> None:
             session, releases=releases, kind=kind, attack_id=attack_id
         )
 
-    fn = kind.replace("-", "_")
     router.add_api_route(
         f"/{path}",
         list_route,
         methods=["GET"],
         tags=[tag],
-        name=f"list_{fn}",
+        name=f"list_{path.replace('-', '_')}",  # the operation id: list_mitigations
         summary=f"List {tag}",
     )
     router.add_api_route(
@@ -93,7 +92,7 @@ def _add_object_routes(path: str, kind: str, tag: str) -> None:
         detail_route,
         methods=["GET"],
         tags=[tag],
-        name=f"get_{fn}",
+        name=f"get_{kind}",
         summary=f"One {kind.replace('_', ' ')} with related objects",
     )
 

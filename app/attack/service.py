@@ -23,7 +23,9 @@ from app.attack.models import (
     DataComponentLink,
     DetectionStrategyRead,
     LogSource,
+    ObjectAttributes,
     ObjectRead,
+    ObjectSummary,
     Ref,
     RelatedRef,
     Relationship,
@@ -37,6 +39,7 @@ from app.attack.models import (
 from app.attack.stix import DOMAINS, domain_of
 from app.attack.views import diff_releases as diff_releases
 from app.attack.views import release_view as release_view
+from app.attack.vocabulary import THREAT_KINDS, Vocabulary, threat_names
 from app.core.cache import BoundedCache
 from app.core.errors import InvalidInput, NotFound
 from app.core.pages import Page
@@ -494,6 +497,9 @@ def list_techniques(
     limit: int = 100,
     offset: int = 0,
 ) -> Page[TechniqueRead]:
+    words = vocabulary(session, release=release)
+    tactics = words.tactic_shortnames([tactic] if tactic else [])
+    platforms = words.platform_names([platform] if platform else [])
     stmt = select(AttackObject).where(
         AttackObject.release_id == release.id, AttackObject.kind == "technique"
     )
@@ -517,11 +523,10 @@ def list_techniques(
     if subtechniques != "include":
         want = subtechniques == "only"
         items = [t for t in items if t.is_subtechnique == want]
-    if tactic:
-        items = [t for t in items if tactic.lower() in t.tactics]
-    if platform:
-        p = platform.lower()
-        items = [t for t in items if any(x.lower() == p for x in t.platforms)]
+    if tactics:
+        items = [t for t in items if tactics[0] in t.tactics]
+    if platforms:
+        items = [t for t in items if platforms[0].lower() in {x.lower() for x in t.platforms}]
     return Page(items=items[offset : offset + limit], total=len(items), limit=limit, offset=offset)
 
 
@@ -638,7 +643,7 @@ def object_read(session: Session, *, release: Release, obj: ObjectRow) -> Object
         revoked=obj.revoked,
         deprecated=obj.deprecated,
         platforms=obj.platforms,
-        attributes=attrs,
+        attributes=ObjectAttributes.model_validate(attrs),
         related=groups,
     )
 
@@ -682,7 +687,7 @@ def list_objects(
     include_deprecated: bool = False,
     limit: int = 100,
     offset: int = 0,
-) -> Page[dict[str, Any]]:
+) -> Page[ObjectSummary]:
     stmt = select(AttackObject).where(
         AttackObject.release_id == release.id, AttackObject.kind == kind
     )
@@ -700,18 +705,18 @@ def list_objects(
         )
     rows = session.exec(stmt.order_by(AttackObject.attack_id, AttackObject.name)).all()
     items = [
-        {
-            "id": o.attack_id,
-            "name": o.name,
-            "description": o.description,
-            "url": o.url,
-            "platforms": o.platforms,
-            "revoked": o.revoked,
-            "deprecated": o.deprecated,
-        }
-        for o in rows
+        ObjectSummary(
+            id=o.attack_id,
+            name=o.name,
+            description=o.description,
+            url=o.url,
+            platforms=o.platforms,
+            revoked=o.revoked,
+            deprecated=o.deprecated,
+        )
+        for o in rows[offset : offset + limit]
     ]
-    return Page(items=items[offset : offset + limit], total=len(items), limit=limit, offset=offset)
+    return Page(items=items, total=len(rows), limit=limit, offset=offset)
 
 
 # ---- an index of one release, for validating and scoring many mappings at once --------------
@@ -820,6 +825,42 @@ def _build_technique_index(session: Session, release: Release) -> TechniqueIndex
         tactics=list_tactics(session, release=release),
         other_domains=others,
     )
+
+
+_vocabulary_cache: BoundedCache[Vocabulary] = BoundedCache()
+
+
+def vocabulary(session: Session, *, release: Release) -> Vocabulary:
+    """The release's tactics, platforms and threat names: the one resolver of filter values."""
+    return _vocabulary_cache.get_or_make(
+        release_key(release), lambda: _build_vocabulary(session, release)
+    )
+
+
+def _build_vocabulary(session: Session, release: Release) -> Vocabulary:
+    index = technique_index(session, release=release)
+    live = [t for t in index.techniques.values() if t.status == "active"]
+    rows = session.exec(
+        select(AttackObject).where(
+            AttackObject.release_id == release.id,
+            col(AttackObject.kind).in_(THREAT_KINDS),
+            col(AttackObject.revoked).is_(False),
+            col(AttackObject.deprecated).is_(False),
+        )
+    ).all()
+    return Vocabulary(
+        release=f"{release.domain} {release.version}",
+        tactics=index.tactics,
+        platforms=sorted({p for t in live for p in t.platforms}, key=str.lower),
+        threat=threat_names(
+            [(o.attack_id, o.kind, o.name, _aliases(o.data)) for o in rows if o.attack_id]
+        ),
+    )
+
+
+def _aliases(data: dict[str, Any]) -> list[str]:
+    """Groups and campaigns keep `aliases`, software `x_mitre_aliases`; both list the name too."""
+    return [str(a) for a in (data.get("aliases") or []) + (data.get("x_mitre_aliases") or [])]
 
 
 def analytics_by_technique(

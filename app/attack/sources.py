@@ -42,10 +42,18 @@ def expand_sources(sources: Sequence[str]) -> list[str]:
     return out
 
 
-def read_bundle_json(source: str, *, limits: Limits, timeout: float, retries: int) -> bytes:
+def read_bundle_json(
+    source: str, *, limits: Limits, timeout: float, retries: int, deadline: float | None = None
+) -> bytes:
     """The JSON bytes of one bundle (downloaded, read, gunzipped), within the bundle limit."""
     if source.startswith(("http://", "https://")):
-        raw = fetch(source, max_bytes=limits.max_bundle_bytes, timeout=timeout, retries=retries)
+        raw = fetch(
+            source,
+            max_bytes=limits.max_bundle_bytes,
+            timeout=timeout,
+            retries=retries,
+            deadline=deadline,
+        )
     else:
         with open(source, "rb") as fh:
             raw = read_stream_bounded(fh, limit=limits.max_bundle_bytes, name=source)
@@ -58,8 +66,12 @@ class Bundle(NamedTuple):
     sha256: str  # of `data`: hashing releases the GIL too, so it is done beside the read
 
 
-def _read(source: str, *, limits: Limits, timeout: float, retries: int) -> Bundle:
-    data = read_bundle_json(source, limits=limits, timeout=timeout, retries=retries)
+def _read(
+    source: str, *, limits: Limits, timeout: float, retries: int, deadline: float | None
+) -> Bundle:
+    data = read_bundle_json(
+        source, limits=limits, timeout=timeout, retries=retries, deadline=deadline
+    )
     return Bundle(source, data, hashlib.sha256(data).hexdigest())
 
 
@@ -75,9 +87,11 @@ class BundleFeed:
         limits: Limits,
         timeout: float = 30.0,
         retries: int = 3,
+        deadline: float | None = None,
     ) -> None:
         self.sources = expand_sources(sources)
         self._limits, self._timeout, self._retries = limits, timeout, retries
+        self._deadline = deadline  # of each download
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbmap-read")
         self._next: Future[Bundle] | None = self._submit(0)
 
@@ -90,6 +104,7 @@ class BundleFeed:
             limits=self._limits,
             timeout=self._timeout,
             retries=self._retries,
+            deadline=self._deadline,
         )
 
     def __iter__(self) -> Iterator[Bundle]:

@@ -329,7 +329,8 @@ def _detect_domain(matrix_domains: list[str], object_domains: Counter[str], sour
 
 
 def _detect_version(collection: dict[str, Any] | None, source: str, given: str | None) -> str:
-    """The collection's version wins; then a MITRE file name; then what the caller gave."""
+    """The collection's version, else a MITRE file name's, else the caller's; a caller's that
+    contradicts either is refused, since storing 18.1's objects as 17.1 is a silent wrong answer."""
     loc = Location(file=source)
     if collection and collection.get("x_mitre_version"):
         found = str(collection["x_mitre_version"])
@@ -339,12 +340,15 @@ def _detect_version(collection: dict[str, Any] | None, source: str, given: str |
             )
         version_key(found)
         return found
+    m = _FILE_NAME.search(source)
+    named = f"{int(m.group(2))}.{int(m.group(3))}" if m else None
+    if given and named and given != named:
+        raise InvalidInput(f"--version {given} contradicts the file name ({named})", loc)
     if given:
         version_key(given)
         return given
-    m = _FILE_NAME.search(source)
-    if m:
-        return f"{int(m.group(2))}.{int(m.group(3))}"
+    if named:
+        return named
     raise InvalidInput(
         "cannot tell the ATT&CK release: no x-mitre-collection object and the file name is not "
         "of the form <domain>-attack-<version>.json; pass --version",

@@ -1,19 +1,22 @@
 """Tokens (create, verify, revoke, list) and the audit log (record, list).
 
-Every public command that changes state commits once. Audit events are written in their own
-transaction, after the action they describe, so a failed action still leaves its `error` or `denied`
-event and a rolled-back import cannot take its audit event with it.
+Every public command that changes state commits once. The `ok` event of a change commits in the
+change's own transaction (`PendingEvent`, through `core.db.before_commit`): an import whose event
+cannot be written fails with it. Events of failures and refusals are written in their own
+transaction, so a rolled-back import still leaves its `error` event. Each write of an event also
+prunes the events older than KBMAP_AUDIT_RETENTION_DAYS.
 """
 
 from __future__ import annotations
 
 import getpass
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, delete, func
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from app.auth.models import (
@@ -26,8 +29,8 @@ from app.auth.models import (
 )
 from app.core import security
 from app.core.config import Settings
-from app.core.db import transaction
-from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.db import before_commit, transaction
+from app.core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.core.pages import Page
 
 # A read must not turn into a write on every request: last_used_at moves at most this often.
@@ -169,21 +172,75 @@ def record_event(
     target: str,
     outcome: str,
     detail: dict[str, Any] | None = None,
+    retention_days: int | None = None,
 ) -> None:
     """Append one audit event in its own transaction (independent of the action's)."""
     if outcome not in OUTCOMES:
         raise InvalidInput(f"outcome must be one of {', '.join(OUTCOMES)}")
-    with transaction(engine) as session:
-        session.add(
-            AuditEvent(
-                at=_now(),
-                actor=actor[: _FIELD_CAP["actor"]],
-                action=action[: _FIELD_CAP["action"]],
-                target=target[: _FIELD_CAP["target"]],
-                outcome=outcome,
-                detail=detail or {},
-            )
+    with before_commit(None), transaction(engine) as session:
+        add_event(session, actor, action, target, outcome, detail or {}, retention_days)
+
+
+def add_event(
+    session: Session,
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str,
+    detail: dict[str, Any],
+    retention_days: int | None,
+) -> None:
+    """Add one event to the session's unit of work, and drop the events past retention."""
+    now = _now()
+    if retention_days is not None:
+        cutoff = now - timedelta(days=retention_days)
+        session.execute(delete(AuditEvent).where(col(AuditEvent.at) < cutoff))
+    session.add(
+        AuditEvent(
+            at=now,
+            actor=actor[: _FIELD_CAP["actor"]],
+            action=action[: _FIELD_CAP["action"]],
+            target=target[: _FIELD_CAP["target"]],
+            outcome=outcome,
+            detail=detail,
         )
+    )
+
+
+class PendingEvent:
+    """The `ok` event of a change in progress, added by the unit of work that commits the change
+    (use as `with core.db.before_commit(event):`), so both commit or neither does. `target` and
+    `detail` are asked for then, when the change knows them; the unit of work may name its target
+    better in `session.info["audit_target"]` (the catalog name an upload turned out to have)."""
+
+    def __init__(
+        self,
+        *,
+        actor: Callable[[], str],
+        action: Callable[[], str],
+        target: Callable[[], str],
+        detail: Callable[[], dict[str, Any]],
+        retention_days: int | None,
+    ) -> None:
+        self.actor, self.action, self.target, self.detail = actor, action, target, detail
+        self.retention_days = retention_days
+        self.written = False  # one event per change, in the first unit of work that commits
+
+    def __call__(self, session: Session) -> None:
+        if self.written:
+            return
+        target = str(session.info.get("audit_target") or self.target())
+        actor, action, detail = self.actor(), self.action(), self.detail()
+        try:
+            add_event(session, actor, action, target, "ok", detail, self.retention_days)
+            session.flush()
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0][:200]
+            raise Unavailable(
+                f"the audit event of {action} could not be written ({reason}); "
+                "the change was not made"
+            ) from exc
+        self.written = True
 
 
 def list_events(

@@ -6,11 +6,17 @@ collect every problem as an Issue with file and line, and never drop a rule sile
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from app.core.config import Limits
-from app.core.errors import Issue
+from app.core.errors import InvalidInput, Issue, Location
+
+# C0 and C1 controls, DEL and the Unicode line separators: never part of an id or a title, and
+# each breaks some reader (openpyxl refuses them, terminals obey escapes, Navigator files).
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_LINE_BREAKS = re.compile(r"[\t\n\r\u2028\u2029]+")
 
 
 @dataclass
@@ -86,3 +92,48 @@ class Importer(Protocol):
     def sniff(self, source: CatalogSource) -> bool: ...
 
     def parse(self, source: CatalogSource, limits: Limits) -> ParsedCatalog: ...
+
+
+def clean_text(value: str, cap: int) -> tuple[str, list[str]]:
+    """`value` with line breaks as spaces, other control characters dropped, cut to `cap`
+    characters; and what was changed, in words (empty when nothing was)."""
+    changed: list[str] = []
+    text = CONTROL_CHARS.sub("", _LINE_BREAKS.sub(" ", value))
+    if text != value:
+        changed.append("control characters removed")
+    if len(text) > cap:
+        text = text[:cap]
+        changed.append(f"cut from {len(value)} to {cap} characters")
+    return text, changed
+
+
+def clean_rules(parsed: ParsedCatalog, limits: Limits) -> None:
+    """Cap and clean every rule's id, name and title in place, one warning per rule changed, so
+    one hostile rule cannot break a shared read (layers, workbooks, terminals). Two ids made
+    equal by cleaning are refused, as any duplicate id is."""
+    caps = {
+        "id": limits.max_rule_id_chars,
+        "name": limits.max_rule_title_chars,
+        "title": limits.max_rule_title_chars,
+    }
+    owners: dict[str, ParsedRule] = {}
+    for rule in parsed.rules:
+        notes = []
+        for fld, attr in (("id", "rule_id"), ("name", "name"), ("title", "title")):
+            text, changed = clean_text(getattr(rule, attr), caps[fld])
+            if changed:
+                setattr(rule, attr, text)
+                notes.append(f"{fld}: {', '.join(changed)}")
+        where = Location(file=rule.path, line=rule.line)
+        if not rule.rule_id:
+            raise InvalidInput("a rule id is empty once control characters are removed", where)
+        if notes:
+            parsed.issues.append(
+                Issue(f"rule {rule.rule_id!r}: {'; '.join(notes)}", where, "warning")
+            )
+        first = owners.setdefault(rule.rule_id, rule)
+        if first is not rule:
+            raise InvalidInput(
+                f"rule id {rule.rule_id!r} is used twice once cleaned (first in {first.path})",
+                where,
+            )

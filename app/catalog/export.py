@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 import yaml
 
+from app.catalog.base import CONTROL_CHARS
+
 MULTI = ("techniques", "tactics", "data_sources", "platforms", "references")
 CSV_COLUMNS = (
     "id",
@@ -21,6 +23,12 @@ CSV_COLUMNS = (
     "status",
     "enabled",
 )
+# the first characters that make a spreadsheet cell a formula (OWASP), and the quote we add
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+FORMULA_PREFIX = "'"
+# `# escaped: kbmap` says the file is an export: formula cells carry FORMULA_PREFIX, and list
+# items escape `\` and `;` with a backslash, so an import can undo both exactly
+ESCAPED_LINE = ("escaped", "kbmap")
 MEDIA = {"yaml": "application/yaml", "json": "application/json", "csv": "text/csv"}
 
 
@@ -35,17 +43,35 @@ def render(doc: dict[str, Any], fmt: str) -> bytes:
 
 
 def _csv(doc: dict[str, Any]) -> bytes:
+    """Every cell quoted (so commas, semicolons and line breaks never split a row, whatever a
+    spreadsheet's separator) and formula-safe (`csv_cell`); `# key: value` lines first."""
     out = io.StringIO()
-    for key in ("name", "vendor", "product", "version"):
-        if doc.get(key):
-            out.write(f"# {key}: {doc[key]}\n")
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    meta = [(key, doc.get(key)) for key in ("name", "vendor", "product", "version")]
     if doc.get("attack"):
-        out.write(f"# attack.domain: {doc['attack']['domain']}\n")
-        out.write(f"# attack.version: {doc['attack']['version']}\n")
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+        meta += [(f"attack.{k}", doc["attack"][k]) for k in ("domain", "version")]
+    meta.append(ESCAPED_LINE)
+    for key, value in meta:
+        if value:
+            writer.writerow([f"# {key}: {CONTROL_CHARS.sub(' ', str(value))}"])
+    writer.writerow(CSV_COLUMNS)
     for rule in doc.get("rules", []):
-        row = {k: ";".join(rule.get(k, [])) if k in MULTI else rule.get(k, "") for k in CSV_COLUMNS}
-        row["enabled"] = "true" if rule.get("enabled", True) else "false"
+        row = [_csv_value(k, rule.get(k)) for k in CSV_COLUMNS]
+        row[-1] = "true" if rule.get("enabled", True) else "false"
         writer.writerow(row)
     return out.getvalue().encode()
+
+
+def _csv_value(key: str, value: Any) -> str:
+    if key in MULTI:
+        return ";".join(
+            csv_cell(str(v).replace("\\", "\\\\").replace(";", "\\;")) for v in value or []
+        )
+    return csv_cell(str(value)) if value not in (None, "") else ""
+
+
+def csv_cell(value: str) -> str:
+    """OWASP's CSV-injection defence: text a spreadsheet would run as a formula gets a leading
+    `'`. Text that already starts with `'` gets one too, so an importer that sees the file's
+    `# escaped` line removes exactly one from every cell and the round trip is exact."""
+    return FORMULA_PREFIX + value if value.startswith(FORMULA_STARTS) else value

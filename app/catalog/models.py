@@ -155,6 +155,13 @@ class RuleRead(ApiModel):
     mappings: list[MappingRead]
 
 
+class ReleaseFallback(ApiModel):
+    """The catalog's stated release was not loaded; it was validated against another."""
+
+    declared: str  # "enterprise 17.1"
+    validated_against: str  # "enterprise 18.1", the newest loaded release of that domain
+
+
 class CatalogRead(ApiModel):
     name: str
     format_id: str
@@ -167,4 +174,5 @@ class CatalogRead(ApiModel):
     source: str
     imported_at: datetime
     rule_count: int
+    release_fallback: ReleaseFallback | None = None
     report: dict[str, Any]

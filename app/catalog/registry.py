@@ -6,15 +6,17 @@ importer to sniff in a fixed order and refuses an input that none or several cla
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib.metadata import entry_points
 
-from app.catalog.base import CatalogSource, Importer
+from app.catalog.base import CatalogSource, Importer, ParsedCatalog
 from app.catalog.formats.canonical import CanonicalImporter
 from app.catalog.formats.elastic import ElasticImporter
 from app.catalog.formats.maxpatrol_xp import MaxPatrolXPImporter
 from app.catalog.formats.sigma import SigmaImporter
 from app.catalog.formats.splunk import SplunkImporter
+from app.catalog.parallel import Pending
+from app.core.config import Limits
 from app.core.errors import InvalidInput, KbmapError, Location
 
 BUILTINS: dict[str, type[Importer]] = {
@@ -70,3 +72,14 @@ def detect(source: CatalogSource) -> Importer:
         "pass --format",
         loc,
     )
+
+
+def start_parse(source: CatalogSource, *, format_id: str, limits: Limits) -> Pending[ParsedCatalog]:
+    """Detect or look up the format and begin the parse. Light to import (no database), so the
+    CLI starts a large parse on the second core before it loads the database layers."""
+    importer = detect(source) if format_id == "auto" else get_importer(format_id)
+    start = getattr(importer, "start", None)  # an importer that can parse in the background
+    if start is not None:
+        pending: Pending[ParsedCatalog] = start(source, limits)
+        return pending
+    return Pending(partial(importer.parse, source, limits))

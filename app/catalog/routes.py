@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Form, Path, Query, Request, Response, UploadFile, status
@@ -26,11 +27,38 @@ from app.catalog import upgrade as catalog_upgrade
 from app.catalog.models import CatalogRead, RuleRead
 from app.catalog.source import source_from_bytes
 from app.catalog.upgrade import UpgradeReport
+from app.core.config import Settings
 from app.core.errors import Location, TooLarge
 from app.core.pages import Page
 
 router = APIRouter()
 NamePath = Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+def _inline_defs(node: Any, defs: dict[str, Any]) -> Any:
+    """A JSON Schema with its `#/$defs/...` references replaced by the definitions: inside an
+    OpenAPI document such a reference would point at the document's root, not the schema's."""
+    if isinstance(node, list):
+        return [_inline_defs(x, defs) for x in node]
+    if not isinstance(node, dict):
+        return node
+    if str(node.get("$ref", "")).startswith("#/$defs/"):
+        target = defs[node["$ref"].rsplit("/", 1)[1]]
+        return _inline_defs({**target, **{k: v for k, v in node.items() if k != "$ref"}}, defs)
+    skip = ("$schema", "$id", "$defs")
+    return {k: _inline_defs(v, defs) for k, v in node.items() if k not in skip}
+
+
+def _export_content() -> dict[str, Any]:
+    """The export's media types for OpenAPI; YAML first (the default format), then CSV and the
+    JSON form, described by the shipped canonical catalog schema."""
+    kb_dir: Any = Settings.model_fields["kb_dir"].default
+    schema = json.loads((kb_dir / "schemas" / "canonical-catalog.schema.json").read_bytes())
+    return {
+        "application/yaml": {"schema": {"type": "string"}},
+        "text/csv": {"schema": {"type": "string"}},
+        "application/json": {"schema": _inline_defs(schema, schema.get("$defs", {}))},
+    }
 
 
 @router.get("/techniques/{attack_id}", tags=["techniques"], response_model=TechniquePage)
@@ -108,7 +136,14 @@ def get_catalog(session: SessionDep, name: NamePath) -> CatalogRead:
     return catalog_service.get_catalog(session, name=name)
 
 
-@router.get("/catalogs/{name}/export", tags=["catalogs"])
+@router.get(
+    "/catalogs/{name}/export",
+    tags=["catalogs"],
+    response_class=Response,
+    responses={
+        200: {"description": "the catalog in the canonical format", "content": _export_content()}
+    },
+)
 def export_catalog(
     session: SessionDep, name: NamePath, format: Literal["yaml", "json", "csv"] = "yaml"
 ) -> Response:

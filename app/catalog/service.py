@@ -6,10 +6,11 @@ data components, then replaces the catalog of that name in one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,13 +19,14 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, delete, func, or_
 from sqlalchemy import select as sa_select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.attack import service as attack_service
 from app.attack.models import Release, RuleRef, TechniquePage
 from app.attack.stix import domain_of
 from app.catalog import registry
-from app.catalog.base import CatalogSource, ParsedCatalog
+from app.catalog.base import CatalogSource, ParsedCatalog, clean_rules
 from app.catalog.export import MEDIA, render
 from app.catalog.models import (
     Catalog,
@@ -36,6 +38,7 @@ from app.catalog.models import (
     RuleRead,
     RuleTechnique,
 )
+from app.catalog.parallel import Pending
 from app.catalog.telemetry import (
     LogSourceMap,
     analytic_keys,
@@ -47,7 +50,7 @@ from app.catalog.validate import Validation, validate_catalog
 from app.core.cache import BoundedCache
 from app.core.config import Limits, Settings
 from app.core.db import autocommit_connection, bulk_insert, read_session, transaction
-from app.core.errors import InvalidInput, Location, NotFound, TooLarge
+from app.core.errors import Conflict, InvalidInput, Issue, Location, NotFound, TooLarge
 from app.core.pages import Page
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -81,9 +84,16 @@ def catalog_name_from(source_name: str) -> str:
     return stem[:80] or "catalog"
 
 
-def parse_source(source: CatalogSource, *, format_id: str, limits: Limits) -> ParsedCatalog:
-    importer = registry.detect(source) if format_id == "auto" else registry.get_importer(format_id)
-    parsed = importer.parse(source, limits)
+def parse_source(
+    source: CatalogSource,
+    *,
+    format_id: str,
+    limits: Limits,
+    started: Pending[ParsedCatalog] | None = None,
+) -> ParsedCatalog:
+    """Parse (or finish the parse `started` of `source`); any error-level issue refuses it."""
+    pending = started or registry.start_parse(source, format_id=format_id, limits=limits)
+    parsed = pending.result()
     errors = [i for i in parsed.issues if i.severity == "error"]
     if errors:
         raise InvalidInput(
@@ -101,22 +111,39 @@ def parse_source(source: CatalogSource, *, format_id: str, limits: Limits) -> Pa
 
 def _pick_release(
     session: Session, parsed: ParsedCatalog, domain: str | None, version: str | None
-) -> Release:
-    """The caller's release, else the one the catalog states, else the newest enterprise."""
-    if domain or version:
-        return attack_service.get_release(session, domain=domain, version=version)
-    if parsed.attack_domain or parsed.attack_version:
-        d = parsed.attack_domain or "enterprise"
-        found = attack_service.find_release(
-            session, domain=domain_of(d), version=parsed.attack_version
+) -> tuple[Release, dict[str, str] | None]:
+    """The caller's release, else the one the catalog states, else the newest of its domain.
+
+    A stated release that is not loaded falls back to the newest loaded one of its domain (the
+    second value says so): bundles keep revoked and deprecated objects, so nothing is lost.
+    A caller's domain that contradicts the catalog's is refused rather than guessed between.
+    """
+    stated = domain_of(parsed.attack_domain) if parsed.attack_domain else None
+    if domain and stated and domain_of(domain) != stated:
+        raise InvalidInput(
+            f"domain {domain} contradicts the catalog, which declares ATT&CK {stated}"
         )
-        if found is None:
-            raise InvalidInput(
-                f"the catalog was made against ATT&CK {d} {parsed.attack_version or ''}, which is "
-                "not loaded; ingest it or name another release".replace("  ", " ")
-            )
-        return found
-    return attack_service.get_release(session)
+    if domain or version:
+        return attack_service.get_release(session, domain=domain or stated, version=version), None
+    if not parsed.attack_version:
+        return attack_service.get_release(session, domain=stated), None
+    d = stated or "enterprise"
+    found = attack_service.find_release(session, domain=d, version=parsed.attack_version)
+    if found is not None:
+        return found, None
+    newest = attack_service.get_release(session, domain=d)
+    return newest, {
+        "declared": f"{d} {parsed.attack_version}",
+        "validated_against": f"{newest.domain} {newest.version}",
+    }
+
+
+def _fallback_issue(fallback: dict[str, str]) -> Issue:
+    return Issue(
+        f"the catalog declares ATT&CK {fallback['declared']}, which is not loaded; validated "
+        f"against {fallback['validated_against']}, the newest loaded release of its domain",
+        severity="warning",
+    )
 
 
 def import_catalog(
@@ -128,9 +155,17 @@ def import_catalog(
     name: str | None = None,
     domain: str | None = None,
     version: str | None = None,
+    started: Pending[ParsedCatalog] | None = None,
 ) -> ImportResult:
-    """Detect the format, parse, then store through `import_parsed` (all or nothing)."""
-    parsed = parse_source(source, format_id=format_id, limits=settings.limits)
+    """Detect the format, parse, then store through `import_parsed` (all or nothing).
+    `started`: the parse of `source` the caller began (`registry.start_parse`)."""
+    pending = started or registry.start_parse(source, format_id=format_id, limits=settings.limits)
+    try:
+        if pending.background:
+            _warm_release(engine, settings, domain, version)
+        parsed = parse_source(source, format_id=format_id, limits=settings.limits, started=pending)
+    finally:
+        pending.cancel()
     sha = hashlib.sha256()
     for path, data in source.files():
         sha.update(path.encode())
@@ -147,6 +182,19 @@ def import_catalog(
     )
 
 
+def _warm_release(
+    engine: Engine, settings: Settings, domain: str | None, version: str | None
+) -> None:
+    """Build what an import reads of its likely release (each is cached per release) while the
+    parse runs on the other core. Speculative: a catalog that states another release, or any
+    failure here, leaves the import to meet and report it itself, in its usual order."""
+    with contextlib.suppress(Exception), read_session(engine) as session:
+        log_source_map(settings)
+        release = attack_service.get_release(session, domain=domain, version=version)
+        attack_service.technique_index(session, release=release)
+        attack_service.analytics_by_technique(session, release=release)
+
+
 def import_parsed(
     engine: Engine,
     settings: Settings,
@@ -161,13 +209,16 @@ def import_parsed(
     """Validate a parsed catalog against a release, link telemetry, and replace the catalog of
     that name in one transaction. Also the entry for catalogs made in code (layers, benchmarks)."""
     catalog_name = name or parsed.name or catalog_name_from(source_name)
-    if not _NAME.match(catalog_name):
+    if not _NAME.fullmatch(catalog_name):
         raise InvalidInput(
             f"catalog name {catalog_name!r} must be 1-80 letters, digits, '.', '_' or '-'"
         )
+    clean_rules(parsed, settings.limits)
     table = log_source_map(settings)
-    with transaction(engine) as session:
-        release = _pick_release(session, parsed, domain, version)
+    with _same_name_at_once(catalog_name), transaction(engine) as session:
+        session.info["audit_target"] = catalog_name  # the audit event commits with the import
+        release, fallback = _pick_release(session, parsed, domain, version)
+        issues = ([_fallback_issue(fallback)] if fallback else []) + parsed.issues
         index = attack_service.technique_index(session, release=release)
         validation = validate_catalog(parsed, index)
         links = [data_components_for(v.rule.log_sources, table) for v in validation.rules]
@@ -182,8 +233,9 @@ def import_parsed(
             "share_linked_to_data_components": round(linked / len(links), 4) if links else 0.0,
             "rules_linked_to_analytics": with_analytic,
             "share_linked_to_analytics": round(with_analytic / len(links), 4) if links else 0.0,
-            "warnings": [i.as_dict() for i in parsed.issues[:50]],
-            "warning_count": len(parsed.issues),
+            "release_fallback": fallback,
+            "warnings": [i.as_dict() for i in issues[:50]],
+            "warning_count": len(issues),
         }
         existing = session.exec(select(Catalog).where(Catalog.name == catalog_name)).first()
         if existing is not None:
@@ -216,6 +268,19 @@ def import_parsed(
         )
         read = catalog_read(catalog)
     return ImportResult(catalog=read, replaced=existing is not None)
+
+
+@contextlib.contextmanager
+def _same_name_at_once(name: str) -> Iterator[None]:
+    """Two first imports of one new name race to create it: the database's unique name lets one
+    win, and the other (rolled back whole) is a Conflict rather than an IntegrityError."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise Conflict(
+            f"catalog {name!r} was created by another import at the same time; nothing was "
+            "written by this one (import again to replace it)"
+        ) from exc
 
 
 def match_analytics(
@@ -359,6 +424,7 @@ def catalog_read(c: Catalog) -> CatalogRead:
         source=c.source,
         imported_at=c.imported_at,
         rule_count=c.rule_count,
+        release_fallback=c.report.get("release_fallback"),
         report=c.report,
     )
 
@@ -393,7 +459,11 @@ def catalog_ids(session: Session, names: Iterable[str] | None) -> dict[int, str]
         return table
     missing = [n for n in wanted if n not in table.values()]
     if missing:
-        raise NotFound(f"no catalog named {', '.join(repr(m) for m in missing)}")
+        known = ", ".join(sorted(table.values())) or "none (kbmap catalog import FILE)"
+        raise NotFound(
+            f"no catalog named {', '.join(repr(m) for m in missing)}; known: {known}",
+            Location(field="catalog"),
+        )
     return {i: n for i, n in table.items() if n in wanted}
 
 
@@ -489,12 +559,31 @@ def list_rules(
         )
     rules = list(session.exec(stmt.order_by(col(Rule.catalog_id), col(Rule.rule_id))).all())
     if tactic:
-        t = tactic.lower().replace("_", "-")
+        t = _rule_tactic(session, names, tactic)
         rules = [r for r in rules if t in r.tactics]
     page = rules[offset : offset + limit]
     return Page(
         items=_rule_reads(session, page, names), total=len(rules), limit=limit, offset=offset
     )
+
+
+def _rule_tactic(session: Session, catalogs: dict[int, str], value: str) -> str:
+    """The tactic shortname `value` names in the releases the catalogs were validated against
+    (name, id or shortname, as coverage takes them); unknown in all of them is an error."""
+    rows = session.exec(select(Catalog).where(col(Catalog.id).in_(list(catalogs)))).all()
+    refused: list[InvalidInput] = []
+    for domain, version in sorted({(c.domain, c.attack_version) for c in rows}):
+        release = attack_service.find_release(session, domain=domain, version=version)
+        if release is not None:
+            try:
+                return attack_service.vocabulary(session, release=release).tactic_shortnames(
+                    [value]
+                )[0]
+            except InvalidInput as exc:
+                refused.append(exc)
+    if refused:
+        raise refused[0]
+    return value.strip().lower().replace("_", "-")  # no catalog, or its release is gone
 
 
 def get_rule(session: Session, *, catalog: str, rule_id: str) -> RuleRead:
@@ -585,11 +674,7 @@ def export_rows(session: Session, *, name: str) -> dict[str, Any]:
     for r in rules:
         techniques = []
         for m in r.mappings:
-            tid = (
-                m.technique
-                if m.outcome in ("ok", "remapped", "deprecated") and m.technique
-                else m.written
-            )
+            tid = m.technique or m.written  # unknown ids too, folded to Txxxx, so they re-import
             techniques.append(f"{tid}@{m.tactic}" if m.tactic else tid)
         originals = [
             m.original or m.written for m in r.mappings if m.original or m.outcome == "remapped"

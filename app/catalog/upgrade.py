@@ -158,6 +158,7 @@ def upgrade_catalog(
         outcomes = Counter(outcome for *_, outcome, _note in final)
         mismatches = sum(1 for _r, _m, res, _o, _n in final if not res.tactic_ok)
         linked = sum(1 for found in analytics if found)
+        mapped = len({res.technique for *_, res, o, _n in final if o in PLACED and res.technique})
         history = list(cat.report.get("upgrades") or [])
         history.append(
             {
@@ -171,9 +172,9 @@ def upgrade_catalog(
         report = {
             **cat.report,
             "release": f"{release.domain} {release.version}",
-            "distinct_techniques_covered": len(
-                {res.technique for *_, res, o, _n in final if o in PLACED and res.technique}
-            ),
+            "rules_mapped": len({r for r, _m, _res, o, _n in final if o in PLACED}),
+            "techniques_mapped": mapped,
+            "distinct_techniques_covered": mapped,  # the old name of techniques_mapped
             "mappings": len(final),
             "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
             "rules_with_unknown": len({r for r, _m, _res, o, _n in final if o == "unknown"}),

@@ -125,12 +125,19 @@ def validate_catalog(parsed: ParsedCatalog, index: TechniqueIndex) -> Validation
     report = {
         "release": f"{index.domain} {index.version}",
         "rules": len(out),
-        "rules_with_technique": sum(1 for r in out if r.mappings),
+        "rules_with_technique": sum(1 for r in out if r.mappings),  # naming one, any outcome
         "rules_without_technique": unmapped,
+        # rules with a technique mapped to a live one of the release (ok or remapped): what the
+        # coverage summary and the home page call "rules mapped"
+        "rules_mapped": sum(
+            1 for r in out if any(m.outcome in ("ok", "remapped") for m in r.mappings)
+        ),
         "distinct_techniques_written": len(
             {w for r in out for m in r.mappings if (w := fold_technique(m.written)[0]) is not None}
         ),
-        "distinct_techniques_covered": len(covered),
+        # techniques with a mapped rule, whatever its weight; coverage's "covered" is score > 0
+        "techniques_mapped": len(covered),
+        "distinct_techniques_covered": len(covered),  # the old name of techniques_mapped
         "mappings": sum(outcomes.values()),
         "outcomes": {
             k: outcomes.get(k, 0)

@@ -42,14 +42,18 @@ def ingest(
 
         s = settings()
         with BundleFeed(
-            sources, limits=s.limits, timeout=s.download_timeout, retries=s.download_retries
+            sources,
+            limits=s.limits,
+            timeout=s.download_timeout,
+            retries=s.download_retries,
+            deadline=s.download_deadline,
         ) as feed:
             # the database layer imports while the feed reads and gunzips on its worker thread
             from app.attack.ingest import ingest_sources
 
             with progress() as step:
                 outcomes = ingest_sources(
-                    engine(s),
+                    engine(s, create=True),
                     feed,
                     limits=s.limits,
                     version=version,
@@ -87,8 +91,9 @@ def releases(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     if json_out:
         echo_json(rows)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from app.cli.render import print_table
 
     table = Table(
         "domain", "version", "STIX", "detection model", "techniques", "objects", "default"
@@ -103,7 +108,7 @@ def releases(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
             str(r.object_count),
             "yes" if r.is_default else "",
         )
-    Console().print(table)
+    print_table(table)
 
 
 def technique(
@@ -146,7 +151,7 @@ def serve(
         get_settings.cache_clear()
     s = settings()
     with progress() as step:
-        loaded = ensure_attack_loaded(engine(s), s, step=step)
+        loaded = ensure_attack_loaded(engine(s, create=True), s, step=step)
     for line in loaded:
         typer.echo(line, err=True)
     uvicorn.run(

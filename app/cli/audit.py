@@ -3,7 +3,9 @@
 The CLI counterpart of the API's AuditWrites middleware: one decorator line on a command, and its
 run is recorded as actor "cli:<os user>", with the command's plain arguments as detail and outcome
 ok or error. Local access to the database is the trust boundary for the CLI, so this is a record,
-not a check. A failure to record is one warning line; it never hides the command's own outcome.
+not a check. The `ok` event commits in the command's own transaction (`before_commit`), so a change
+whose event cannot be written fails with it. A failure to record any other event is one warning
+line; it never hides the command's own outcome.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 
 from app.core.errors import KbmapError
+
+if TYPE_CHECKING:
+    from app.auth.service import PendingEvent
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,9 +49,13 @@ def record(action: str, target: str, outcome: str, detail: dict[str, Any]) -> No
     """Write one event as the local user; warn on stderr (never raise) when it cannot be."""
     from app.auth import service as auth_service
     from app.cli.common import engine, settings
-
     try:
-        eng = engine(settings())
+        try:
+            eng = engine(settings())
+        except KbmapError:
+            if outcome == "error":  # no database, or none reachable: the command said so
+                return
+            raise
         try:
             auth_service.record_event(
                 eng,
@@ -55,11 +64,26 @@ def record(action: str, target: str, outcome: str, detail: dict[str, Any]) -> No
                 target=target,
                 outcome=outcome,
                 detail=detail,
+                retention_days=settings().audit_retention_days,
             )
         finally:
             eng.dispose()
     except Exception as exc:
         typer.echo(f"kbmap: warning: audit event not recorded ({type(exc).__name__})", err=True)
+
+
+def _pending(action: str, target: str, detail: dict[str, Any]) -> PendingEvent:
+    """The command's `ok` event, for the unit of work that commits its change."""
+    from app.auth import service as auth_service
+    from app.cli.common import settings
+
+    return auth_service.PendingEvent(
+        actor=auth_service.local_actor,
+        action=lambda: action,
+        target=lambda: target,
+        detail=lambda: detail,
+        retention_days=settings().audit_retention_days,
+    )
 
 
 def audited(action: str, *target_params: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -68,12 +92,17 @@ def audited(action: str, *target_params: str) -> Callable[[Callable[P, R]], Call
     def wrap(func: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(func)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            from app.core.db import before_commit  # SQLAlchemy: only once a command runs
+
             detail: dict[str, Any] = {"arguments": {k: _plain(v) for k, v in kwargs.items()}}
             target = _target(kwargs, target_params)
+            pending = _pending(action, target, detail)
             try:
-                result = func(*args, **kwargs)
+                with before_commit(pending):
+                    result = func(*args, **kwargs)
             except typer.Exit as exc:
-                record(action, target, "ok" if exc.exit_code == 0 else "error", detail)
+                if exc.exit_code or not pending.written:
+                    record(action, target, "ok" if exc.exit_code == 0 else "error", detail)
                 raise
             except KbmapError as exc:
                 record(action, target, "error", {**detail, "error": str(exc)[:500]})
@@ -81,7 +110,8 @@ def audited(action: str, *target_params: str) -> Callable[[Callable[P, R]], Call
             except BaseException as exc:
                 record(action, target, "error", {**detail, "error": type(exc).__name__})
                 raise
-            record(action, target, "ok", detail)
+            if not pending.written:  # the command committed nothing of its own
+                record(action, target, "ok", detail)
             return result
 
         return run

@@ -31,11 +31,12 @@ def settings() -> Settings:
 _engines: list[Engine] = []
 
 
-def engine(s: Settings | None = None) -> Engine:
-    from app.core.db import init_db, make_engine
+def engine(s: Settings | None = None, *, create: bool = False) -> Engine:
+    """The database, schema at head. Only commands that write pass `create`: a read in a folder
+    with no database says so (NoDatabase) and leaves no file behind."""
+    from app.core.db import open_database
 
-    eng = make_engine((s or settings()).database_url)
-    init_db(eng)
+    eng = open_database((s or settings()).database_url, create=create)
     _engines.append(eng)
     return eng
 

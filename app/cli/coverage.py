@@ -15,11 +15,18 @@ from app.cli.common import echo_json, engine, settings
 
 Catalogs = Annotated[list[str] | None, typer.Option("--catalog", "-c", help="catalog (repeatable)")]
 Platforms = Annotated[
-    list[str] | None, typer.Option("--platform", "-p", help="platform (repeatable)")
+    list[str] | None,
+    typer.Option("--platform", "-p", help="platform, any case (repeatable)"),
 ]
-Tactics = Annotated[list[str] | None, typer.Option("--tactic", "-t", help="tactic shortname")]
+Tactics = Annotated[
+    list[str] | None,
+    typer.Option("--tactic", "-t", help="tactic: shortname, name or TA id (repeatable)"),
+]
 Groups = Annotated[
-    list[str] | None, typer.Option("--groups", "-g", help="G/S/C ids, comma-separated")
+    list[str] | None,
+    typer.Option(
+        "--groups", "-g", help="groups, software, campaigns: id, name or alias; comma-separated"
+    ),
 ]
 Domain = Annotated[str | None, typer.Option(help="enterprise, mobile or ics")]
 Version = Annotated[str | None, typer.Option(help="ATT&CK release, e.g. 18.1")]
@@ -71,6 +78,7 @@ def coverage(
     from rich.table import Table
     from sqlmodel import Session
 
+    from app.cli.render import print_table
     from app.coverage import service as coverage_service
 
     s = settings()
@@ -106,7 +114,7 @@ def coverage(
                 str(len(cmp.neither)),
                 style="bold",
             )
-            Console().print(t)
+            print_table(t, whole=("tactic",))
             return
         summary = coverage_service.summary(session, scope=scope, weights=s.coverage)
     if json_out:
@@ -122,12 +130,12 @@ def coverage(
         ("sub-techniques", summary.subtechniques),
         ("all", summary.all),
     ):
-        c.print(f"{label}: {cnt.covered}/{cnt.total} covered ({cnt.percent}%)")
+        c.print(f"{label}: {cnt.covered}/{cnt.total} covered, score > 0 ({cnt.percent}%)")
     t = Table("tactic", "covered", "total", "%")
     for g in summary.by_tactic:
         t.add_row(g.name, str(g.covered), str(g.total), f"{g.percent}")
-    c.print(t)
-    t = Table("catalog", "rules", "mapped", "techniques covered", "%")
+    print_table(t, c, whole=("tactic",))
+    t = Table("catalog", "rules", "rules mapped", "techniques covered (score > 0)", "%")
     for cc in summary.by_catalog:
         t.add_row(
             cc.catalog,
@@ -136,7 +144,7 @@ def coverage(
             str(cc.techniques_covered),
             f"{cc.percent}",
         )
-    c.print(t)
+    print_table(t, c, whole=("catalog",))
 
 
 def gaps(
@@ -152,10 +160,9 @@ def gaps(
     json_out: Json = False,
 ) -> None:
     """Uncovered and weak techniques ranked by priority, with what would detect them."""
-    from rich.console import Console
-    from rich.table import Table
     from sqlmodel import Session
 
+    from app.cli.render import print_gaps
     from app.coverage import service as coverage_service
 
     s = settings()
@@ -173,22 +180,4 @@ def gaps(
     if json_out:
         echo_json(page)
         return
-    t = Table(
-        "technique",
-        "tactics",
-        "priority",
-        "users",
-        "telemetry",
-        "data components",
-        title=f"{page.total} gaps in ATT&CK {release.domain} {release.version}",
-    )
-    for g in page.items:
-        t.add_row(
-            f"{g.id} {g.name}",
-            ", ".join(g.tactics),
-            f"{g.priority}",
-            str(g.parts.threat_uses),
-            g.parts.telemetry,
-            ", ".join(g.data_components[:3]),
-        )
-    Console().print(t)
+    print_gaps(page, title=f"ATT&CK {release.domain} {release.version}", collected=collected)

@@ -69,6 +69,8 @@ def print_diff(d: ReleaseDiff, *, limit: int = 25, console: Console | None = Non
     from rich.table import Table
     from rich.text import Text
 
+    from app.cli.render import print_table
+
     c = console or Console()
     c.print(Text(f"ATT&CK {d.domain} {d.from_version} → {d.to_version}", style="bold"))
     if d.detection_model_before != d.detection_model_after:
@@ -77,7 +79,7 @@ def print_diff(d: ReleaseDiff, *, limit: int = 25, console: Console | None = Non
     for key, n in d.counts.items():
         if n or key.startswith("techniques_"):
             counts.add_row(key.replace("_", " "), str(n))
-    c.print(counts)
+    print_table(counts, c)
     t = d.techniques
     if t.revoked:
         table = Table("revoked", "name", "replacement", title="Revoked techniques")
@@ -85,7 +87,7 @@ def print_diff(d: ReleaseDiff, *, limit: int = 25, console: Console | None = Non
             chain = " → ".join(r.chain)
             repl = f"{r.replacement} {r.replacement_name}" if r.replacement else f"none ({chain})"
             table.add_row(r.id, r.name, repl)
-        c.print(table)
+        print_table(table, c, whole=("revoked",))
     lines = [
         ("added", [f"{x.id} {x.name}" for x in t.added]),
         ("deprecated", [f"{x.id} {x.name}" for x in t.deprecated]),
@@ -122,6 +124,8 @@ def _print_impact(c: Console, impact: CatalogImpact, *, limit: int) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from app.cli.render import print_table
+
     c.print(
         Text(
             f"catalog {impact.catalog} ({impact.rules} rules, validated against "
@@ -135,14 +139,14 @@ def _print_impact(c: Console, impact: CatalogImpact, *, limit: int) -> None:
         for s in impact.stale[:limit]:
             sugg = s.suggested or "-"
             table.add_row(
-                Text(f"{s.rule_id} {s.rule_name}"[:60]),
+                Text(f"{s.rule_id} {s.rule_name}"),
                 s.written,
                 s.stale_id,
                 s.status,
                 sugg + (" (already)" if s.already_resolved else ""),
                 "yes" if s.changed_in_this_diff else "",
             )
-        c.print(table)
+        print_table(table, c, whole=("written", "stale", "suggested"))
         if len(impact.stale) > limit:
             c.print(f"… {len(impact.stale) - limit} more (--json or --limit for all)")
     cov = Table("tactic", "before", "after", title="covered techniques")
@@ -155,13 +159,15 @@ def _print_impact(c: Console, impact: CatalogImpact, *, limit: int) -> None:
             f"{b.covered}/{b.total}" if b else "-",
             f"{a.covered}/{a.total}" if a else "-",
         )
-    c.print(cov)
+    print_table(cov, c, whole=("tactic",))
 
 
 def print_upgrade_report(report: UpgradeReport, console: Console | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from app.cli.render import print_table
 
     c = console or Console()
     c.print(
@@ -179,7 +185,7 @@ def print_upgrade_report(report: UpgradeReport, console: Console | None = None) 
         table = Table("rule", "written", "before", "after", "outcome", "note", title=title)
         for m in items[:50]:
             table.add_row(m.rule_id, m.written, m.before or "-", m.after or "-", m.outcome, m.note)
-        c.print(table)
+        print_table(table, c, whole=("rule", "written", "before", "after", "outcome"))
         if len(items) > 50:
             c.print(f"… {len(items) - 50} more (--json for all)")
     if report.unknown_tactics:

@@ -14,7 +14,7 @@ import typer
 
 from app.cli.audit import audited
 from app.cli.common import engine, settings
-from app.cli.coverage import make_scope
+from app.cli.coverage import Catalogs, Groups, Platforms, Tactics, make_scope
 
 if TYPE_CHECKING:  # the service stack loads inside commands, so `kbmap` starts fast
     from app.layer.service import Kind
@@ -28,14 +28,6 @@ HELP: dict[Kind, str] = {
     "diff": "Diff layer: techniques added, changed or replacing revoked ones, --from → --to.",
 }
 
-Catalogs = Annotated[list[str] | None, typer.Option("--catalog", "-c", help="catalog (repeatable)")]
-Platforms = Annotated[
-    list[str] | None, typer.Option("--platform", "-p", help="platform (repeatable)")
-]
-Tactics = Annotated[list[str] | None, typer.Option("--tactic", "-t", help="tactic shortname")]
-Groups = Annotated[
-    list[str] | None, typer.Option("--groups", "-g", help="G/S/C ids, comma-separated")
-]
 Names = Annotated[list[str] | None, typer.Option(help="repeatable or comma-separated")]
 Release = Annotated[str | None, typer.Option(help="ATT&CK release, e.g. 18.1")]
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="file to write")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 # kbmap uses no pydantic plugins, and looking for them reads every installed package's entry
 # points the first time a model is built: 60-95 ms of each command here (measured). A value
@@ -17,7 +17,7 @@ from typing import NoReturn
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 import typer
-from typer.main import get_command_name
+from typer.main import get_command, get_command_name
 
 from app.cli import attack as attack_cli
 from app.cli import catalog as catalog_cli
@@ -27,7 +27,11 @@ from app.cli import layer as layer_cli
 from app.cli import refresh as refresh_cli
 from app.cli import token as token_cli
 from app.cli.common import dispose_engines
+from app.cli.plain_help import plain_help
 from app.core.errors import KbmapError
+
+if TYPE_CHECKING:
+    from typer._click import Command  # what typer.main.get_command returns
 
 
 def _typer() -> typer.Typer:
@@ -43,8 +47,24 @@ def _typer() -> typer.Typer:
 app = _typer()
 
 
+def _print_version(value: bool) -> None:
+    """`kbmap --version`: the installed package's version, from its metadata, then exit 0."""
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"kbmap {version('kbmap')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
     """Keeps `kbmap` a group of commands even when it is built with one (see _for_command)."""
 
 
@@ -80,11 +100,20 @@ def _for_command(argv: list[str]) -> typer.Typer:
     return narrow
 
 
+def command_for(argv: list[str]) -> Command:
+    """The click command a run executes, with help that shows no Python types (plain_help)."""
+    command = get_command(_for_command(argv))
+    plain_help(command)
+    return command
+
+
 def _run() -> int:
     try:
-        _for_command(sys.argv[1:2])(standalone_mode=False)
+        command_for(sys.argv[1:2])(standalone_mode=False)
     except KbmapError as exc:
-        typer.echo(f"kbmap: {exc}", err=True)
+        from app.cli.render import safe  # a message may quote a hostile file name
+
+        typer.echo(f"kbmap: {safe(exc, markup=False)}", err=True)
         return 1
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("kbmap: aborted", err=True)
@@ -96,6 +125,14 @@ def _run() -> int:
         format_message = getattr(exc, "format_message", None)
         typer.echo(f"kbmap: {format_message() if format_message else exc}", err=True)
         return int(getattr(exc, "exit_code", 2))
+    except Exception as exc:  # a database down or a disk full mid-command: one line too
+        from app.core.db import database_error
+
+        known = database_error(exc)
+        if known is None:
+            raise
+        typer.echo(f"kbmap: {known}", err=True)
+        return 1
     return 0
 
 

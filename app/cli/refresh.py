@@ -51,7 +51,7 @@ def refresh(
     s = settings()
     with progress() as step:
         report = refresh_service.refresh(
-            engine(s),
+            engine(s, create=True),
             s,
             index_url=index_url,
             index_file=index_file,

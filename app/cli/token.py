@@ -45,7 +45,7 @@ def create(
 
     s = settings()
     read, token = auth_service.create_token(
-        engine(s), s, name=name, scopes=scope or ["read"], expires_in_days=expires_days
+        engine(s, create=True), s, name=name, scopes=scope or ["read"], expires_in_days=expires_days
     )
     expires = _when(read.expires_at) or "never"
     typer.echo(
@@ -68,21 +68,22 @@ def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     if json_out:
         echo_json(rows)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from app.cli.render import print_table
 
     table = Table("name", "prefix", "scopes", "status", "created", "expires", "last used")
     for t in rows:
         table.add_row(
             t.name,
             t.prefix,
-            ",".join(t.scopes),
+            ", ".join(t.scopes),
             t.status,
             _when(t.created_at),
             _when(t.expires_at),
             _when(t.last_used_at),
         )
-    Console().print(table)
+    print_table(table, whole=("name", "prefix"))
 
 
 @token_app.command("revoke")
@@ -114,10 +115,12 @@ def audit(
     if json_out:
         echo_json(page)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from app.cli.render import print_table, safe
 
     table = Table("at", "actor", "action", "target", "outcome", title=f"{page.total} events")
     for e in page.items:
-        table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.actor, e.action, e.target, e.outcome)
-    Console().print(table)
+        at = e.at.strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(at, safe(e.actor), safe(e.action), safe(e.target), safe(e.outcome))
+    print_table(table, whole=("actor", "action", "outcome"))

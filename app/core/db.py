@@ -7,18 +7,33 @@ from metadata and stamped at head, an existing one is upgraded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import errno
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, literal, text
 from sqlalchemy import select as sa_select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, SQLModel
 
+from app.core.errors import (
+    DatabaseUnavailable,
+    InvalidInput,
+    KbmapError,
+    Location,
+    NoDatabase,
+    StorageFull,
+)
+
+log = logging.getLogger("kbmap")
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 SCHEMA_HEAD = "0003"  # the newest Alembic revision; tests/core/test_db.py keeps them equal
 SQLITE_BUSY_MS = 30_000  # how long a SQLite writer waits for another to finish
@@ -34,18 +49,34 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+DATABASE_URL_SETTING = Location(field="KBMAP_DATABASE_URL")
+HOW_TO_CREATE = "make one with `kbmap ingest <bundle>` or `kbmap serve`"
+
+
+def parse_database_url(database_url: str) -> URL:
+    """The URL, or InvalidInput naming the setting (never echoing it: it may hold a password)."""
+    try:
+        url = make_url(database_url)
+        url.get_dialect()  # an unknown dialect or driver is refused here, not at first use
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise InvalidInput(
+            "not a database URL (e.g. sqlite:///./data/kbmap.sqlite or "
+            f"postgresql+psycopg://user@host/db): {str(exc).splitlines()[0]}",
+            DATABASE_URL_SETTING,
+        ) from None
+    return url
+
+
 def make_engine(database_url: str) -> Engine:
-    """Build the engine for a URL; SQLite files get their folder created and WAL turned on."""
-    url = make_url(database_url)
+    """Build the engine for a URL (no connection yet); SQLite gets WAL turned on."""
+    url = parse_database_url(database_url)
     kwargs: dict[str, Any] = {
         "json_serializer": _json_dumps,
         "json_deserializer": orjson.loads,
     }
     pooled = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, "pool_use_lifo": True}
     if url.get_backend_name() == "sqlite":
-        db = url.database
-        if db and db != ":memory:":  # an in-memory database lives in one connection
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        if _sqlite_path(url) is not None:  # an in-memory database lives in one connection
             kwargs.update(pooled)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
@@ -54,6 +85,110 @@ def make_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory ones."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(str(url.database))
+
+
+def where(engine: Engine) -> str:
+    """The database named for a user: a SQLite file's path, else the URL without password."""
+    path = _sqlite_path(engine.url)
+    return str(path) if path else engine.url.render_as_string(hide_password=True)
+
+
+def open_database(database_url: str, *, create: bool) -> Engine:
+    """The engine with its schema at head. `create` makes a missing database (write commands,
+    the service); without it a missing one is NoDatabase and nothing is left behind, since a
+    read that created an empty database would answer "nothing loaded" about the wrong place."""
+    engine = make_engine(database_url)
+    try:
+        if create:
+            _make_sqlite_folder(engine)
+        elif not has_schema(engine):
+            raise NoDatabase(f"no kbmap database at {where(engine)}; {HOW_TO_CREATE}")
+        init_db(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        known = database_error(exc)
+        if isinstance(known, StorageFull):
+            raise known from None
+        raise DatabaseUnavailable(
+            f"cannot open the database {where(engine)}: {str(exc.orig).splitlines()[0]}",
+            DATABASE_URL_SETTING,
+        ) from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _make_sqlite_folder(engine: Engine) -> None:
+    """A SQLite file's own folder is made (./data by default), not the folders above it."""
+    path = _sqlite_path(engine.url)
+    if path is None or path.parent.is_dir():
+        return
+    if not path.parent.parent.is_dir():
+        raise DatabaseUnavailable(
+            f"cannot create the database {path}: folder {path.parent.parent} does not exist",
+            DATABASE_URL_SETTING,
+        )
+    path.parent.mkdir(exist_ok=True)
+
+
+def has_schema(engine: Engine) -> bool:
+    """Whether the database exists and holds kbmap's tables; a missing SQLite file is not
+    opened (connecting would create it)."""
+    path = _sqlite_path(engine.url)
+    if engine.dialect.name == "sqlite" and (path is None or not path.is_file()):
+        return False
+    with engine.connect() as conn:
+        return "alembic_version" in inspect(conn).get_table_names()
+
+
+def database_error(exc: BaseException) -> KbmapError | None:
+    """What a failure of the database (or of the disk under it) means to a user, or None when
+    `exc` is no such failure: the API answers it as JSON, the CLI as one line."""
+    orig = getattr(exc, "orig", None) or exc
+    text_ = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
+    if "disk is full" in text_ or (isinstance(orig, OSError) and orig.errno == errno.ENOSPC):
+        return StorageFull(f"no space left for the database ({text_}); nothing was written")
+    if isinstance(exc, OperationalError | sqlite3.OperationalError):
+        return DatabaseUnavailable(f"the database did not answer: {text_}")
+    return None
+
+
+class SchemaOnFirstUse:
+    """init_db once the database answers. A service started while its database was down
+    answers 503 until it is back, then makes or upgrades the schema on the first request."""
+
+    def __init__(self, engine: Engine, *, ready: bool) -> None:
+        self.engine, self.ready = engine, ready
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        if self.ready:
+            return
+        with self._lock:
+            if not self.ready:
+                _make_sqlite_folder(self.engine)
+                init_db(self.engine)
+                self.ready = True
+
+
+def schema_at_start(engine: Engine) -> SchemaOnFirstUse:
+    """The service's schema, made or upgraded now if the database answers; if not, one log
+    line, and the service starts anyway (health 200, readiness and data requests 503)."""
+    schema = SchemaOnFirstUse(engine, ready=False)
+    try:
+        schema()
+    except (OperationalError, DatabaseUnavailable) as exc:
+        known = database_error(exc) if isinstance(exc, OperationalError) else exc
+        log.warning("kbmap: %s (%s); answering 503 until it answers", known, where(engine))
+    return schema
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -72,12 +207,33 @@ def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+# A write that belongs to whatever unit of work this context commits: the audit event of the use
+# case, set by its entry point (the API's AuditWrites, the CLI's @audited). The change and its
+# record then commit together or not at all; the write itself sees to being made only once.
+_BEFORE_COMMIT: ContextVar[Callable[[Session], None] | None] = ContextVar(
+    "kbmap_before_commit", default=None
+)
+
+
+@contextmanager
+def before_commit(write: Callable[[Session], None] | None) -> Iterator[None]:
+    """Within the block, `transaction()` runs `write(session)` before it commits (None: nothing)."""
+    token = _BEFORE_COMMIT.set(write)
+    try:
+        yield
+    finally:
+        _BEFORE_COMMIT.reset(token)
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit once on success, roll back everything on any error."""
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
+            write = _BEFORE_COMMIT.get()
+            if write is not None:
+                write(session)
             session.commit()
         except BaseException:
             session.rollback()

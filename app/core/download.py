@@ -5,8 +5,9 @@ Lives in core because both the ATT&CK ingest (a URL source) and the refresh flow
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # httpx is imported when a download happens, not on every CLI start
@@ -24,12 +25,68 @@ def fetch(
     timeout: float = 30.0,
     retries: int = 3,
     backoff: float = 0.5,
+    deadline: float | None = None,
     progress: Progress | None = None,
     client: httpx.Client | None = None,
 ) -> bytes:
-    """GET `url` into memory; retry connection errors, timeouts and 5xx; refuse > max_bytes."""
+    """GET `url` into memory; retry connection errors, timeouts and 5xx; refuse > max_bytes.
+
+    `timeout` bounds each connect and read; `deadline` (seconds) the whole download, retries
+    included: a mirror trickling a byte a second never trips a read timeout."""
     if not url.startswith(("http://", "https://")):
         raise InvalidInput("only http(s) URLs can be downloaded", Location(file=url))
+
+    def attempts(stop: threading.Event) -> bytes:
+        return _fetch_retrying(
+            url,
+            max_bytes=max_bytes,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            progress=progress,
+            client=client,
+            stop=stop,
+        )
+
+    if deadline is None:
+        return attempts(threading.Event())
+    return _within(deadline, url, attempts)
+
+
+def _within(seconds: float, url: str, work: Callable[[threading.Event], bytes]) -> bytes:
+    """`work` on a daemon thread, given up after `seconds`: the caller gets its error now; the
+    thread sees `stop` at its next read (within one read timeout) and ends, its bytes unused."""
+    result: Future[bytes] = Future()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            result.set_result(work(stop))
+        except BaseException as exc:  # handed to the caller, which raises it
+            result.set_exception(exc)
+
+    threading.Thread(target=run, name="kbmap-download", daemon=True).start()
+    try:
+        return result.result(timeout=seconds)
+    except TimeoutError:
+        stop.set()
+        raise Unavailable(
+            f"download did not finish within {seconds:g} s (KBMAP_DOWNLOAD_DEADLINE)",
+            Location(file=url),
+        ) from None
+
+
+def _fetch_retrying(
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: float,
+    retries: int,
+    backoff: float,
+    progress: Progress | None,
+    client: httpx.Client | None,
+    stop: threading.Event,
+) -> bytes:
     import httpx
 
     own = client is None
@@ -37,10 +94,10 @@ def fetch(
     last: str = ""
     try:
         for attempt in range(retries + 1):
-            if attempt:
-                time.sleep(backoff * 2 ** (attempt - 1))
+            if attempt and stop.wait(backoff * 2 ** (attempt - 1)):
+                break
             try:
-                return _fetch_once(http, url, max_bytes=max_bytes, progress=progress)
+                return _fetch_once(http, url, max_bytes=max_bytes, progress=progress, stop=stop)
             except _Retryable as exc:
                 last = str(exc)
             except httpx.TimeoutException:
@@ -58,7 +115,12 @@ class _Retryable(Exception):
 
 
 def _fetch_once(
-    http: httpx.Client, url: str, *, max_bytes: int, progress: Progress | None
+    http: httpx.Client,
+    url: str,
+    *,
+    max_bytes: int,
+    progress: Progress | None,
+    stop: threading.Event,
 ) -> bytes:
     with http.stream("GET", url) as response:
         if response.status_code >= 500:
@@ -73,7 +135,9 @@ def _fetch_once(
             )
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes(1 << 16):
+        for chunk in response.iter_bytes():  # as each arrives, so `stop` is seen at once
+            if stop.is_set():  # the caller gave up (deadline): stop reading
+                raise Unavailable("download abandoned", Location(file=url))
             size += len(chunk)
             if size > max_bytes:
                 raise TooLarge(

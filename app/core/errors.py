@@ -112,3 +112,22 @@ class Unavailable(KbmapError):
 
     status = 503
     code = "unavailable"
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached or opened (down, wrong address, unreadable file)."""
+
+    code = "database_unavailable"
+
+
+class NoDatabase(Unavailable):
+    """A read found no database where the settings point; reads never create one."""
+
+    code = "no_database"
+
+
+class StorageFull(KbmapError):
+    """The disk under the database is full; the write was rolled back."""
+
+    status = 507
+    code = "storage_full"

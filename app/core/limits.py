@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
 from typing import Any
 
@@ -65,6 +66,43 @@ def json_depth_ok(value: Any, max_depth: int) -> bool:
     return True
 
 
+# strings and comments are skipped whole; what is left that nests is brackets and key dots
+_TOML_TOKEN = re.compile(
+    r'"""(?:[^\\]|\\[\s\S])*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\''
+    r"|#[^\n]*|[\[\]{}.=,\n]"
+)
+
+
+def toml_too_deep(text: str, max_depth: int) -> int | None:
+    """The line where TOML nesting (arrays, inline tables, dotted keys) passes `max_depth`,
+    else None: tomllib recurses per level, so a deep file must be refused before it parses."""
+    open_: list[str] = []  # innermost last: "[" or "{"
+    dots, in_key, line = 0, True, 1
+    for m in _TOML_TOKEN.finditer(text):
+        tok = m.group()
+        if tok[0] in "\"'#":
+            line += tok.count("\n")
+            continue
+        if tok == "\n":
+            line += 1
+            in_key, dots = (True, 0) if not open_ else (in_key, dots)
+        elif tok in "[{":
+            open_.append(tok)
+            in_key, dots = (tok == "{" or in_key), (0 if tok == "{" else dots)
+        elif tok in "]}":
+            open_ = open_[:-1]
+            in_key = in_key and tok == "]" and not open_
+        elif tok == "=":
+            in_key, dots = False, 0
+        elif tok == ",":
+            in_key = bool(open_) and open_[-1] == "{"
+        elif in_key:
+            dots += 1
+        if len(open_) + dots > max_depth:
+            return line
+    return None
+
+
 def read_stream_bounded(stream: io.BufferedIOBase | Any, *, limit: int, name: str) -> bytes:
     """Read at most `limit` bytes from a file-like object, refusing anything longer."""
     data: bytes = stream.read(limit + 1)
@@ -80,4 +118,5 @@ __all__ = [
     "loads_json",
     "maybe_gunzip",
     "read_stream_bounded",
+    "toml_too_deep",
 ]

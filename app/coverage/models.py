@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from app.core.api_model import ApiModel
 
 
@@ -27,7 +29,7 @@ class TechniqueCoverage(ApiModel):
 
 class Count(ApiModel):
     total: int
-    covered: int
+    covered: int = Field(description="techniques whose score is above 0")
     percent: float
 
 
@@ -39,8 +41,15 @@ class GroupCount(Count):
 class CatalogCount(ApiModel):
     catalog: str
     rules: int
-    rules_mapped: int
-    techniques_covered: int
+    rules_mapped: int = Field(
+        description="rules with a technique mapped to a live one of the release (ok or "
+        "remapped); the import report's rules_mapped"
+    )
+    techniques_covered: int = Field(
+        description="techniques in scope whose score from this catalog is above 0 (deprecated "
+        "and unsupported rules score 0, so this can be below the import report's "
+        "techniques_mapped)"
+    )
     percent: float
 
 

@@ -52,14 +52,12 @@ ScopeDep = Annotated[Scope, Depends(get_scope)]
 
 
 @router.get("/coverage", tags=["coverage"])
-def coverage_summary(
-    session: SessionDep, settings: SettingsDep, scope: ScopeDep
-) -> CoverageSummary:
+def get_coverage(session: SessionDep, settings: SettingsDep, scope: ScopeDep) -> CoverageSummary:
     return coverage_service.summary(session, scope=scope, weights=settings.coverage)
 
 
 @router.get("/coverage/techniques", tags=["coverage"])
-def coverage_techniques(
+def list_technique_coverage(
     session: SessionDep,
     settings: SettingsDep,
     scope: ScopeDep,
@@ -81,35 +79,35 @@ def coverage_techniques(
 
 
 @router.get("/coverage/tactics", tags=["coverage"])
-def coverage_tactics(
+def list_tactic_coverage(
     session: SessionDep, settings: SettingsDep, scope: ScopeDep
 ) -> list[GroupCount]:
     return coverage_service.summary(session, scope=scope, weights=settings.coverage).by_tactic
 
 
 @router.get("/coverage/platforms", tags=["coverage"])
-def coverage_platforms(
+def list_platform_coverage(
     session: SessionDep, settings: SettingsDep, scope: ScopeDep
 ) -> list[GroupCount]:
     return coverage_service.summary(session, scope=scope, weights=settings.coverage).by_platform
 
 
 @router.get("/coverage/data-components", tags=["coverage"])
-def coverage_data_components(
+def list_data_component_coverage(
     session: SessionDep, settings: SettingsDep, scope: ScopeDep
 ) -> list[DataComponentCount]:
     return coverage_service.by_data_component(session, scope=scope, weights=settings.coverage)
 
 
 @router.get("/coverage/detection-strategies", tags=["coverage"])
-def coverage_detection_strategies(
+def list_detection_strategy_coverage(
     session: SessionDep, settings: SettingsDep, scope: ScopeDep
 ) -> list[DetectionStrategyCount]:
     return coverage_service.by_detection_strategy(session, scope=scope, weights=settings.coverage)
 
 
 @router.get("/coverage/compare", tags=["coverage"])
-def coverage_compare(
+def compare_catalogs(
     session: SessionDep,
     settings: SettingsDep,
     scope: ScopeDep,

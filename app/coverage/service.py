@@ -22,7 +22,7 @@ from app.catalog import service as catalog_service
 from app.catalog.models import Catalog, Rule, RuleTechnique
 from app.core.cache import BoundedCache
 from app.core.config import CoverageWeights
-from app.core.errors import InvalidInput
+from app.core.errors import InvalidInput, Location
 from app.core.pages import Page
 from app.coverage.models import (
     CatalogComparison,
@@ -243,14 +243,17 @@ def make_scope(
     tactics: Sequence[str] | None = None,
     threat: Sequence[str] | None = None,
 ) -> Scope:
+    """Filter values in any form kbmap prints are resolved here, once, by the release's
+    vocabulary; an unknown one is an error naming what is known."""
+    words = attack_service.vocabulary(session, release=release)
     ids = catalog_service.catalog_ids(session, catalogs)
     rows = session.exec(select(Catalog).where(col(Catalog.id).in_(list(ids)))).all() if ids else []
     return Scope(
         release=release,
         catalogs=sorted(rows, key=lambda c: c.name),
-        platforms=_split(platforms),
-        tactics=[t.lower().replace("_", "-") for t in _split(tactics)],
-        threat=[t.upper() for t in _split(threat)],
+        platforms=words.platform_names(_split(platforms)),
+        tactics=words.tactic_shortnames(_split(tactics)),
+        threat=words.threat_ids(_split(threat)),
     )
 
 
@@ -349,9 +352,10 @@ def _in_scope(facts: ReleaseFacts, scope: Scope) -> list[str]:
     if scope.threat:
         unknown = [t for t in scope.threat if t not in facts.technique_users]
         if unknown:
-            raise InvalidInput(
-                f"no group, software or campaign {', '.join(unknown)} uses any technique "
-                f"in ATT&CK {facts.index.domain} {facts.index.version}"
+            raise InvalidInput(  # known (make_scope resolved them) but using no technique
+                f"group, software or campaign {', '.join(unknown)} uses no technique "
+                f"in ATT&CK {facts.index.domain} {facts.index.version}",
+                Location(field="groups"),
             )
         threat_techs = set().union(*(facts.technique_users[t] for t in scope.threat))
     out = []

@@ -7,12 +7,12 @@ The picture routes are declared before `/layers/{kind}`, which would otherwise c
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SessionDep, SettingsDep, WriteAccess
+from app.api.deps import PublicUrlDep, SessionDep, SettingsDep, WriteAccess
 from app.catalog.models import CatalogRead
 from app.core.errors import Location, TooLarge
 from app.coverage.routes import ScopeDep
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/layers", tags=["layers"])
 
 
 def get_layer_request(
-    request: Request,
+    base_url: PublicUrlDep,
     kind: Kind,
     collected: Annotated[
         list[str] | None,
@@ -53,7 +53,7 @@ def get_layer_request(
     """Everything a layer asks beyond the coverage scope; links point back at this server."""
     return LayerRequest(
         kind=kind,
-        base_url=str(request.base_url),
+        base_url=base_url,
         collected=collected or [],
         a=a or [],
         b=b or [],
@@ -64,6 +64,13 @@ def get_layer_request(
 
 
 LayerRequestDep = Annotated[LayerRequest, Depends(get_layer_request)]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _picture(media: str, what: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answer of a picture route: one binary media type."""
+    content = {media: {"schema": {"type": "string", "format": "binary"}}}
+    return {200: {"description": what, "content": content}}
 
 
 def _attachment(content: bytes, media: str, filename: str) -> Response:
@@ -74,8 +81,10 @@ def _attachment(content: bytes, media: str, filename: str) -> Response:
     )
 
 
-@router.get("/{kind}.svg", response_class=Response)
-def layer_svg(
+@router.get(
+    "/{kind}.svg", response_class=Response, responses=_picture("image/svg+xml", "an SVG heat map")
+)
+def get_layer_svg(
     session: SessionDep, settings: SettingsDep, scope: ScopeDep, req: LayerRequestDep
 ) -> Response:
     """The layer as a matrix heat map (tactic columns in matrix order)."""
@@ -85,8 +94,8 @@ def layer_svg(
     return _attachment(content, media, name)
 
 
-@router.get("/{kind}.xlsx", response_class=Response)
-def layer_xlsx(
+@router.get("/{kind}.xlsx", response_class=Response, responses=_picture(XLSX, "a workbook"))
+def get_layer_xlsx(
     session: SessionDep, settings: SettingsDep, scope: ScopeDep, req: LayerRequestDep
 ) -> Response:
     """The layer as a workbook: coloured matrix, one row per entry, legend."""

@@ -68,26 +68,15 @@ def _split(values: Sequence[str] | None) -> list[str]:
 
 def release_platforms(session: Session, *, release: Release) -> list[str]:
     """The release's own platform names, collected from its active techniques."""
-    facts = coverage_service.release_facts(session, release=release)
-    return sorted(
-        {p for t in facts.index.techniques.values() if t.status == "active" for p in t.platforms},
-        key=str.lower,
-    )
+    return attack_service.vocabulary(session, release=release).platforms
 
 
 def _context(session: Session, scope: Scope, req: LayerRequest) -> LayerContext:
     """What the layer says about itself; platform names are checked and spelt as the release
     spells them, so `filters.platforms` always holds names Navigator knows for that release."""
-    known = release_platforms(session, release=scope.release)
-    by_lower = {p.lower(): p for p in known}
-    unknown = [p for p in scope.platforms if p.lower() not in by_lower]
-    if unknown:
-        raise InvalidInput(
-            f"platform {', '.join(unknown)} is not in ATT&CK {scope.release.domain} "
-            f"{scope.release.version} (known: {', '.join(known)})",
-            Location(field="platform"),
-        )
-    chosen = list(dict.fromkeys(by_lower[p.lower()] for p in scope.platforms))
+    words = attack_service.vocabulary(session, release=scope.release)
+    known = words.platforms
+    chosen = words.platform_names(scope.platforms)  # the diff layer's newer release may lack one
     return LayerContext(
         kind=req.kind,
         domain=scope.release.domain,

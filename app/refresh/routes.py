@@ -32,7 +32,7 @@ class RefreshRequest(ApiModel):
 
 
 @router.post("/refresh", tags=["refresh"], dependencies=[WriteAccess])
-def refresh(
+def refresh_releases(
     request: Request, body: Annotated[RefreshRequest | None, Body()] = None
 ) -> RefreshReport:
     params = body or RefreshRequest()
@@ -49,7 +49,7 @@ VERSION = r"^\d+\.\d+$"
 
 
 @router.get("/releases/diff", tags=["releases"])
-def release_diff(
+def get_release_diff(
     session: SessionDep,
     settings: SettingsDep,
     from_: Annotated[str, Query(alias="from", max_length=20, pattern=VERSION, examples=["17.1"])],

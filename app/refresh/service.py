@@ -103,11 +103,18 @@ def refresh(
     wanted = _wanted_domains(domains)
     if version is not None:
         version_key(version)  # refuse '18' or 'latest' before any download
-    source = str(index_file) if index_file else index_url or _default_index(settings)
-    index = _read_index(source, settings, backoff=download_backoff, step=step)
+    manifest = _read_manifest(settings)
+    ready: dict[str, _Verified] = {}  # releases downloaded already (a bundle source)
+    if index_url or index_file or not _is_bundle_url(settings.attack_source):
+        source = str(index_file) if index_file else index_url or _default_index(settings)
+        index = _read_index(source, settings, backoff=download_backoff, step=step)
+    else:
+        source = settings.attack_source
+        bundle = _bundle_source(source, settings, manifest, backoff=download_backoff, step=step)
+        index, ready[source] = CollectionIndex(source, (bundle.entry,)), bundle
+        wanted = wanted if domains else [bundle.entry.domain]
     plan, skipped = _choose(engine, index, wanted, version)
 
-    manifest = _read_manifest(settings)
     if dry_run:
         fetched = [
             Fetched(e.domain, e.version, e.url, e.modified, pinned=_pin(manifest, e) is not None)
@@ -116,7 +123,8 @@ def refresh(
         return _report(source, True, fetched, skipped)
 
     verified = [
-        _download_and_verify(e, settings, manifest, backoff=download_backoff, step=step)
+        ready.get(e.url)
+        or _download_and_verify(e, settings, manifest, backoff=download_backoff, step=step)
         for e in plan
     ]
     fetched = _write_all(engine, verified, skipped, step=step)
@@ -134,8 +142,13 @@ def _wanted_domains(domains: list[str] | None) -> list[str]:
     return out
 
 
+def _is_bundle_url(source: str) -> bool:
+    return source.startswith(("http://", "https://")) and not is_index(source)
+
+
 def _default_index(settings: Settings) -> str:
-    """KBMAP_ATTACK_SOURCE when it names an index (URL or file), else MITRE's own."""
+    """KBMAP_ATTACK_SOURCE when it names an index (URL or file), else MITRE's own: a local
+    bundle or folder is a first load, not a feed (a bundle URL is one: see `_bundle_source`)."""
     return settings.attack_source if is_index(settings.attack_source) else MITRE_INDEX_URL
 
 
@@ -151,6 +164,7 @@ def _read_index(
             timeout=settings.download_timeout,
             retries=settings.download_retries,
             backoff=backoff,
+            deadline=settings.download_deadline,
         )
     else:
         try:
@@ -224,6 +238,28 @@ def _download_and_verify(
 ) -> _Verified:
     """Download one release and refuse it unless it is exactly what the index and manifest say."""
     label = f"{entry.domain} {entry.version}"
+    parsed = _download_parsed(entry.url, label, settings, backoff=backoff, step=step)
+    return _checked(entry, parsed, manifest)
+
+
+def _bundle_source(
+    url: str,
+    settings: Settings,
+    manifest: dict[tuple[str, str], ManifestEntry],
+    *,
+    backoff: float,
+    step: Step | None,
+) -> _Verified:
+    """KBMAP_ATTACK_SOURCE names a bundle URL: that bundle, as given, is the one release on
+    offer (never MITRE's index instead); what it holds is known once it is downloaded."""
+    parsed = _download_parsed(url, url, settings, backoff=backoff, step=step)
+    return _checked(IndexEntry(parsed.domain, parsed.version, url), parsed, manifest)
+
+
+def _download_parsed(
+    url: str, label: str, settings: Settings, *, backoff: float, step: Step | None
+) -> ParsedRelease:
+    """One bundle downloaded (within the deadline) and parsed; nothing checked yet."""
     limit = settings.limits.max_bundle_bytes
 
     def progress(size: int, total: int | None) -> None:
@@ -233,19 +269,26 @@ def _download_and_verify(
     if step:
         step(f"downloading {label}")
     raw = fetch(
-        entry.url,
+        url,
         max_bytes=limit,
         timeout=settings.download_timeout,
         retries=settings.download_retries,
         backoff=backoff,
+        deadline=settings.download_deadline,
         progress=progress if step else None,
     )
-    body = maybe_gunzip(raw, limit=limit, name=entry.url)
+    body = maybe_gunzip(raw, limit=limit, name=url)
     del raw
     if step:
         step(f"verifying {label}")
-    parsed = parse_bundle(body, source=entry.url, max_bytes=limit)
-    found = f"{parsed.domain} {parsed.version}"
+    return parse_bundle(body, source=url, max_bytes=limit)
+
+
+def _checked(
+    entry: IndexEntry, parsed: ParsedRelease, manifest: dict[tuple[str, str], ManifestEntry]
+) -> _Verified:
+    """The download is the release the entry promised, with the manifest's hash if it pins one."""
+    label, found = f"{entry.domain} {entry.version}", f"{parsed.domain} {parsed.version}"
     if found != label:
         raise InvalidInput(
             f"the index promised {label}, but the download holds {found}", Location(file=entry.url)

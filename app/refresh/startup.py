@@ -30,6 +30,7 @@ def ensure_attack_loaded(
         limits=settings.limits,
         timeout=settings.download_timeout,
         retries=settings.download_retries,
+        deadline=settings.download_deadline,
     )
     outcomes = ingest_sources(engine, feed, limits=settings.limits, step=step)
     return [f"loaded ATT&CK {o.domain} {o.version} from {o.source}" for o in outcomes]

@@ -16,8 +16,13 @@ from urllib.parse import quote, urlencode
 
 from markupsafe import Markup, escape
 
-from app.attack.models import RuleRef, TacticRead
+from app.attack import text as attack_text
+from app.attack.models import TacticRead
 from app.attack.service import TechniqueIndex
+from app.attack.text import Citations, Token
+from app.attack.text import by_catalog as by_catalog  # the page's rule lists: shared with the CLI
+from app.attack.text import by_technique as by_technique
+from app.attack.text import rule_line as rule_line
 from app.coverage.models import TechniqueCoverage
 from app.layer.build import COVERAGE_GRADIENT, WHITE
 from app.layer.navigator import Gradient
@@ -117,20 +122,6 @@ def attack_href(
 
 # ---- ATT&CK text -----------------------------------------------------------------------------
 
-_TOKENS = re.compile(
-    r"\(Citation:\s*(?P<cite>[^)]*)\)"
-    r"|\[(?P<label>[^\]\n]+)\]\((?P<url>[^)\s]+)\)"
-    r"|<code>(?P<code>.*?)</code>"
-    r"|`(?P<tick>[^`\n]+)`"
-    r"|\*\*(?P<bold>[^*\n]+)\*\*"
-    r"|<b>(?P<b>.*?)</b>"
-    r"|<br\s*/?>",
-    re.IGNORECASE | re.DOTALL,
-)
-_SITE_TECHNIQUE = re.compile(r"^https://attack\.mitre\.org/techniques/(T\d{4})(?:/(\d{3}))?/?$")
-_PARAGRAPHS = re.compile(r"\n\s*\n")
-_BULLET = re.compile(r"^\s*[*-] +")
-
 
 @dataclass
 class TextRenderer:
@@ -138,97 +129,63 @@ class TextRenderer:
 
     Everything is escaped first; only a few known constructs become markup: paragraphs, bullet
     lists, `code`, **bold**, links (technique links stay inside kbmap) and citation markers, which
-    become small numbered references listed once at the end of the page.
+    become small numbered references listed once at the end of the page. The reading of the text
+    and the numbering are `app.attack.text`'s, shared with `kbmap technique`.
     """
 
     version: str | None = None
     domain: str | None = None
-    citations: list[str] = field(default_factory=list)
+    refs: Citations = field(default_factory=Citations)
+
+    @property
+    def citations(self) -> list[str]:
+        return self.refs.names
 
     def __call__(self, text: str | None) -> Markup:
-        paragraphs = [p.strip() for p in _PARAGRAPHS.split(text or "") if p.strip()]
-        return Markup("").join(self._block(p) for p in paragraphs)
+        return Markup("").join(self._block(p) for p in attack_text.paragraphs(text))
 
     def inline(self, text: str | None) -> Markup:
         """One line of text without paragraph wrapping (table cells)."""
         return self._inline((text or "").strip())
 
     def _block(self, para: str) -> Markup:
-        lines = para.splitlines()
-        if all(_BULLET.match(line) for line in lines):
-            items = Markup("").join(
-                Markup("<li>%s</li>") % self._inline(_BULLET.sub("", line)) for line in lines
-            )
-            return Markup("<ul>%s</ul>") % items
-        body = Markup("<br>").join(self._inline(line.strip()) for line in lines)
+        items = attack_text.bullet_items(para)
+        if items is not None:
+            lis = Markup("").join(Markup("<li>%s</li>") % self._inline(i) for i in items)
+            return Markup("<ul>%s</ul>") % lis
+        body = Markup("<br>").join(self._inline(line.strip()) for line in para.splitlines())
         return Markup("<p>%s</p>") % body
 
     def _inline(self, text: str) -> Markup:
-        out: list[Markup] = []
-        pos = 0
-        for m in _TOKENS.finditer(text):
-            out.append(escape(text[pos : m.start()]))
-            out.append(self._token(m))
-            pos = m.end()
-        out.append(escape(text[pos:]))
-        return Markup("").join(out)
+        return Markup("").join(
+            escape(piece) if isinstance(piece, str) else self._token(piece)
+            for piece in attack_text.tokens(text)
+        )
 
-    def _token(self, m: re.Match[str]) -> Markup:
-        if m.group("cite") is not None:
-            name = m.group("cite").strip()
-            if name not in self.citations:
-                self.citations.append(name)
-            n = self.citations.index(name) + 1
+    def _token(self, t: Token) -> Markup:
+        if t.kind == "cite":
+            n = self.refs.number(t.text)
             return Markup('<sup class="cite" title="%s"><a href="#cite-%d">[%d]</a></sup>') % (
-                name,
+                t.text,
                 n,
                 n,
             )
-        if m.group("label") is not None:
-            return self._link(m.group("label"), m.group("url"))
-        for key in ("code", "tick"):
-            if m.group(key) is not None:
-                return Markup("<code>%s</code>") % m.group(key)
-        for key in ("bold", "b"):
-            if m.group(key) is not None:
-                return Markup("<strong>%s</strong>") % m.group(key)
+        if t.kind == "link":
+            return self._link(t.text, t.url)
+        if t.kind == "code":
+            return Markup("<code>%s</code>") % t.text
+        if t.kind == "bold":
+            return Markup("<strong>%s</strong>") % t.text
         return Markup("<br>")
 
     def _link(self, label: str, url: str) -> Markup:
-        site = _SITE_TECHNIQUE.match(url)
-        if site:
-            tid = site.group(1) + (f".{site.group(2)}" if site.group(2) else "")
+        tid = attack_text.site_technique(url)
+        if tid:
             href = technique_href(tid, version=self.version, domain=self.domain)
             return Markup('<a href="%s">%s</a>') % (href, label)
         if url.startswith(("https://", "http://")):
             return Markup('<a href="%s" rel="noopener noreferrer">%s</a>') % (url, label)
         return escape(label)
-
-
-# ---- rules -----------------------------------------------------------------------------------
-
-
-def rule_line(rule: RuleRef) -> str:
-    """The seed's rule line: `package: id: name: title`, leaving out empty or repeated parts."""
-    parts: list[str] = []
-    for p in (rule.package, rule.rule_id, rule.name, rule.title):
-        if p and p not in parts:
-            parts.append(p)
-    return ": ".join(parts)
-
-
-def by_catalog(rules: Iterable[RuleRef]) -> list[tuple[str, list[RuleRef]]]:
-    grouped: dict[str, list[RuleRef]] = defaultdict(list)
-    for r in rules:
-        grouped[r.catalog].append(r)
-    return sorted(grouped.items())
-
-
-def by_technique(rules: Iterable[RuleRef]) -> list[tuple[str, list[RuleRef]]]:
-    grouped: dict[str, list[RuleRef]] = defaultdict(list)
-    for r in rules:
-        grouped[r.technique].append(r)
-    return sorted(grouped.items())
 
 
 # ---- the matrix --------------------------------------------------------------------------------

@@ -168,7 +168,6 @@ def test_reads_need_a_token_when_required_or_off_loopback(
     loaded_settings: Settings, update_: dict[str, object]
 ) -> None:
     settings = loaded_settings.model_copy(update=update_)
-    assert settings.reads_need_token
     for c in client_for(settings):
         assert isinstance(c.app, FastAPI)
         assert_invalid(c.get("/api/v1/releases"))
@@ -195,7 +194,7 @@ def test_every_api_route_is_guarded(loaded_settings: Settings) -> None:
     for c in client_for(settings):
         assert isinstance(c.app, FastAPI)
         read = token(c.app, "reader", "read")
-        spec = c.get("/openapi.json").json()
+        spec = c.get("/openapi.json", headers=bearer(read)).json()
         assert spec["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
         operations = [
             (method.upper(), re.sub(r"\{[^}]+\}", "x", path))
@@ -241,8 +240,12 @@ def test_audit_log_records_writes_with_actor_and_outcome(client: TestClient, app
         ("ci", "POST /catalogs", "x.yaml", "error"),
         ("ci", "DELETE /catalogs/{name}", "/api/v1/catalogs/team", "ok"),
         ("root", "POST /tokens", "new", "ok"),
+        # refused reads are audited too
+        ("anonymous", "GET /audit", "/api/v1/audit", "denied"),
+        ("viewer", "GET /audit", "/api/v1/audit", "denied"),
+        ("ci", "GET /audit", "/api/v1/audit", "denied"),
     ]
-    assert page["total"] == 6 and page["items"][-1]["detail"]["status"] == 201
+    assert page["total"] == 9 and page["items"][-1]["detail"]["status"] == 201
     assert all(write not in str(e) and admin not in str(e) for e in page["items"])
     only_ci = client.get(
         "/api/v1/audit", params={"actor": "ci", "outcome": "ok"}, headers=bearer(admin)

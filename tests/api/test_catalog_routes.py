@@ -88,3 +88,16 @@ def test_export_download(catalog_client: TestClient) -> None:
     assert r.status_code == 200
     assert r.headers["content-disposition"] == 'attachment; filename="maxpatrol-siem.csv"'
     assert "PT-CR-956" in r.text and "T1550.001" in r.text
+
+
+def test_a_domain_that_contradicts_the_upload_is_a_422(catalog_client: TestClient) -> None:
+    before = catalog_client.get("/api/v1/catalogs").json()
+    doc = b'name: ent\nattack: {domain: enterprise, version: "18.1"}\nrules:\n  - id: A\n'
+    r = catalog_client.post(
+        "/api/v1/catalogs", files={"file": ("ent.yaml", doc)}, data={"domain": "ics"}
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["message"] == (
+        "domain ics contradicts the catalog, which declares ATT&CK enterprise"
+    )
+    assert catalog_client.get("/api/v1/catalogs").json() == before

@@ -237,3 +237,16 @@ def test_a_failed_first_load_leaves_an_empty_wal_database(tmp_path: Path) -> Non
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+def test_a_version_that_contradicts_the_file_name_is_refused(empty_engine: Engine) -> None:
+    """The STIX 2.0 bundles carry no collection object: their file name is what says 18.1."""
+    with pytest.raises(InvalidInput, match=r"--version 17\.1 contradicts the file name \(18\.1\)"):
+        ingest_sources(
+            empty_engine, [attack_file("ics-attack-18.1.json.gz")], limits=Limits(), version="17.1"
+        )
+    assert _counts(empty_engine) == (0, 0, 0)
+    same = ingest_sources(
+        empty_engine, [attack_file("ics-attack-18.1.json.gz")], limits=Limits(), version="18.1"
+    )
+    assert [(o.version, o.status) for o in same] == [("18.1", "loaded")]

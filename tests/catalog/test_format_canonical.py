@@ -11,10 +11,13 @@ import jsonschema
 import pytest
 import yaml
 
+from app.catalog import registry
+from app.catalog import service as catalog_service
 from app.catalog.base import ParsedCatalog
 from app.catalog.formats.canonical import CanonicalImporter
 from app.catalog.source import open_source, source_from_bytes
 from app.core.config import Limits
+from app.core.errors import InvalidInput, Location
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "catalogs"
@@ -235,6 +238,28 @@ def test_malformed_yaml_is_an_error_with_its_line() -> None:
     assert message.startswith("invalid YAML")
 
 
+def test_a_yaml_syntax_error_names_the_line_where_the_construct_starts() -> None:
+    lines = [
+        "name: x",
+        "rules:",
+        "  - id: A-1",
+        '    title: "an unclosed quote',
+        "  - id: A-2",
+        "    title: fine",
+    ]
+    cat = parse_text("c.yaml", "\n".join(lines) + "\n")
+    start = next(n for n, t in enumerate(lines, 1) if t.count('"') == 1)
+    end = len(lines) + 1  # the parser gives up at the end of the stream
+    assert problems(cat) == [
+        (
+            start,
+            None,
+            f"invalid YAML: while scanning a quoted scalar that starts at line {start}: "
+            f"found unexpected end of stream (line {end})",
+        )
+    ]
+
+
 def test_malformed_json_is_an_error_with_its_line() -> None:
     cat = parse_text("c.json", '{\n  "rules": [\n    {"id": "A-1",}\n  ]\n}\n')
     [(line, _, message)] = problems(cat)
@@ -314,6 +339,29 @@ def test_csv_without_id_column_or_with_broken_quotes() -> None:
     assert line == 3 and message.startswith("invalid CSV")
 
 
+def test_a_csv_without_an_id_column_is_detected_and_says_so() -> None:
+    """Detection used to refuse it as "cannot tell the catalog format", hiding the real problem."""
+    source = source_from_bytes("team.csv", b"title,techniques\nx,T1059\n", LIMITS)
+    assert registry.detect(source).format_id == "canonical"
+    with pytest.raises(InvalidInput) as info:
+        catalog_service.parse_source(source, format_id="auto", limits=LIMITS)
+    assert info.value.message == "missing required column id (1 error(s); nothing imported)"
+    assert info.value.location == Location(file="team.csv", line=1, field="id")
+
+
+def test_a_csv_row_with_too_few_cells_is_kept_with_a_warning() -> None:
+    text = "id,title,techniques,platforms\nA-1,First\nA-2,Second,T1059,windows\n"
+    cat = parse_text("c.csv", text)
+    assert problems(cat) == []
+    assert problems(cat, "warning") == [
+        (2, None, "row has 2 cells, the header 4: techniques, platforms left empty")
+    ]
+    assert [(r.rule_id, r.title, r.techniques) for r in cat.rules] == [
+        ("A-1", "First", []),
+        ("A-2", "Second", ["T1059"]),
+    ]
+
+
 # --- the line form ------------------------------------------------------------------------------
 
 
@@ -387,7 +435,6 @@ tags:
 def test_sniff_leaves_other_formats_alone(tmp_path: Path) -> None:
     assert not IMPORTER.sniff(source_from_bytes("whoami.yml", SIGMA, LIMITS))
     assert not IMPORTER.sniff(source_from_bytes("notes.txt", b"just: some notes\n", LIMITS))
-    assert not IMPORTER.sniff(source_from_bytes("t.csv", b"name,title\nx,y\n", LIMITS))
     assert not IMPORTER.sniff(open_source(FIXTURES / "elastic", LIMITS))
     assert not IMPORTER.sniff(open_source(FIXTURES / "splunk", LIMITS))
     splunk_file = next((FIXTURES / "splunk").rglob("*.yml"))

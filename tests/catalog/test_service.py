@@ -6,18 +6,22 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+import yaml
+from sqlalchemy import Engine, delete, func, select
 from sqlmodel import Session
 
 from app.attack import service as attack_service
+from app.attack.models import Release
 from app.catalog import service as catalog_service
 from app.catalog.models import Catalog, Rule
 from app.catalog.source import open_source
-from app.core.config import Settings
+from app.core.config import CoverageWeights, Settings
 from app.core.db import make_engine
 from app.core.errors import InvalidInput, NotFound
+from app.coverage import service as coverage_service
 from tests import rawdata
 from tests.catalog import rawcatalogs
+from tests.conftest import LOADED, ROOT
 
 E18 = "enterprise-attack-18.1.json.gz"
 
@@ -79,6 +83,50 @@ def test_import_counts_match_the_raw_files(catalog_engine: Engine, name: str, ra
     assert report["distinct_techniques_written"] == len({t for ts in rules.values() for t in ts})
     expected = _expected_outcomes(rules)
     assert report["outcomes"] == {k: expected.get(k, 0) for k in report["outcomes"]}
+
+
+def _live(written: str) -> str | None:
+    """The active 18.1 technique a written id lands on (revocations followed), from the raw
+    bundle; None for deprecated, unknown or other-domain ids."""
+    by_id = rawdata.by_stix_id(E18)
+    techniques = {
+        rawdata.ext_id(o): o for o in rawdata.objects(E18) if o["type"] == "attack-pattern"
+    }
+    nxt = {
+        rawdata.ext_id(by_id[r["source_ref"]]): rawdata.ext_id(by_id[r["target_ref"]])
+        for r in rawdata.relationships(E18, "revoked-by")
+        if r["source_ref"].startswith("attack-pattern")
+    }
+    end: str | None = written
+    while end in techniques and techniques[end].get("revoked"):
+        end = nxt.get(end)
+    return end if end in rawdata.active_techniques(E18) else None
+
+
+def test_counts_are_labelled_for_what_they_count(catalog_engine: Engine) -> None:
+    """Import report: rules and techniques *mapped* (a live technique, any rule); coverage:
+    techniques *covered* (score > 0: deprecated and unsupported rules weigh 0). The home page
+    and the coverage summary show the same rules_mapped as the report."""
+    tarball = "sigma-attack18-rules.tar.gz"
+    rules, status = rawcatalogs.sigma_rules(tarball), rawcatalogs.sigma_status(tarball)
+    live = {path: {t for w in ts if (t := _live(w))} for path, ts in rules.items()}
+    zero = {"deprecated", "unsupported"}
+    mapped = set().union(*live.values())
+    covered = set().union(*(ts for p, ts in live.items() if status[p] not in zero))
+    with Session(catalog_engine) as s:
+        catalog = catalog_service.get_catalog_row(s, name="sigma-attack18")
+        release = attack_service.get_release(s, domain="enterprise", version="18.1")
+        scope = coverage_service.make_scope(s, release=release, catalogs=["sigma-attack18"])
+        summary = coverage_service.summary(s, scope=scope, weights=CoverageWeights())
+    report = catalog.report
+    assert report["techniques_mapped"] == report["distinct_techniques_covered"] == len(mapped)
+    assert report["rules_mapped"] == sum(1 for ts in live.values() if ts)
+    [by_catalog] = summary.by_catalog
+    assert (by_catalog.rules_mapped, by_catalog.techniques_covered) == (
+        report["rules_mapped"],
+        len(covered),
+    )
+    assert summary.all.covered == len(covered) < len(mapped)
 
 
 def test_sigma_attack19_rules_are_unknown_not_dropped(catalog_engine: Engine) -> None:
@@ -211,16 +259,71 @@ def test_reimport_replaces_atomically_and_bad_input_changes_nothing(
         catalog_service.get_catalog(s, name="mine")
 
 
-def test_catalog_naming_an_unloaded_release_is_refused(
+def _only_enterprise_18(url: str) -> Engine:
+    """The loaded copy with enterprise 17.1 deleted: enterprise 18.1 is all it holds of the domain."""
+    engine = make_engine(url)
+    with Session(engine) as s:
+        s.execute(delete(Release).where(Release.domain == "enterprise", Release.version == "17.1"))
+        s.commit()
+    return engine
+
+
+def test_a_catalog_made_against_an_unloaded_release_is_validated_against_the_newest(
+    loaded_copy: str, settings: Settings
+) -> None:
+    shipped = ROOT / "kb" / "catalogs" / "maxpatrol-siem.yaml"
+    declared = yaml.safe_load(shipped.read_text())["attack"]
+    engine = _only_enterprise_18(loaded_copy)
+    result = catalog_service.import_catalog(
+        engine, settings, source=open_source(shipped, settings.limits)
+    )
+    left = [  # (major, minor) of the enterprise files the copy still holds, from their names
+        tuple(int(x) for x in n.removesuffix(".json.gz").rsplit("-", 1)[1].split("."))
+        for n in LOADED
+        if n.startswith("enterprise-") and n != "enterprise-attack-17.1.json.gz"
+    ]
+    expected = "enterprise {}.{}".format(*max(left))
+    fallback = result.catalog.release_fallback
+    assert fallback is not None
+    assert (fallback.declared, fallback.validated_against) == (
+        f"{declared['domain']} {declared['version']}",
+        expected,
+    )
+    assert f"{result.catalog.domain} {result.catalog.attack_version}" == expected
+    assert result.catalog.report["warnings"][0]["message"] == (
+        f"the catalog declares ATT&CK {fallback.declared}, which is not loaded; validated "
+        f"against {expected}, the newest loaded release of its domain"
+    )
+    with Session(engine) as s:
+        rule = catalog_service.get_rule(s, catalog="maxpatrol-siem", rule_id="PT-CR-956")
+    assert [(m.technique, m.outcome) for m in rule.mappings] == [("T1550.001", "ok")]
+
+
+def test_a_loaded_declared_release_is_used_without_a_fallback(catalog_engine: Engine) -> None:
+    with Session(catalog_engine) as s:
+        shipped = catalog_service.get_catalog(s, name="maxpatrol-siem")
+    assert (shipped.stated_release, shipped.domain, shipped.attack_version) == (
+        "enterprise 17.1",
+        "enterprise",
+        "17.1",
+    )
+    assert shipped.release_fallback is None
+
+
+def test_a_domain_that_contradicts_the_catalog_is_refused(
     catalog_settings: Settings, tmp_path: Path
 ) -> None:
     engine = make_engine(catalog_settings.database_url)
-    f = tmp_path / "old.yaml"
-    f.write_text('name: old\nattack: {domain: enterprise, version: "15.0"}\nrules:\n  - id: A\n')
-    with pytest.raises(InvalidInput, match=r"enterprise 15\.0, which is not loaded"):
+    f = tmp_path / "ent.yaml"
+    f.write_text('name: ent\nattack: {domain: enterprise, version: "18.1"}\nrules:\n  - id: A\n')
+    with pytest.raises(
+        InvalidInput, match="domain ics contradicts the catalog, which declares ATT&CK enterprise"
+    ):
         catalog_service.import_catalog(
-            engine, catalog_settings, source=open_source(f, catalog_settings.limits)
+            engine, catalog_settings, source=open_source(f, catalog_settings.limits), domain="ics"
         )
+    with Session(engine) as s, pytest.raises(NotFound):
+        catalog_service.get_catalog(s, name="ent")
 
 
 def test_export_round_trips_through_the_canonical_importer(

@@ -12,8 +12,10 @@ import pytest
 from tests.conftest import attack_file
 
 
-def kbmap(*args: str, db: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KBMAP_DATABASE_URL": db, "COLUMNS": "200"}
+def kbmap(
+    *args: str, db: str, check: bool = False, columns: int = 200
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KBMAP_DATABASE_URL": db, "COLUMNS": str(columns)}
     proc = subprocess.run(
         [sys.executable, "-m", "app.cli.main", *args],
         env=env,
@@ -167,3 +169,13 @@ def test_help_lists_every_command_and_a_command_runs_on_its_own(tmp_path: Path) 
     assert _for_command(["nosuch"]) is app and _for_command([]) is app
     out = kbmap("releases", "--json", db=f"sqlite:///{tmp_path / 'h.sqlite'}", check=True)
     assert out.stdout.strip() == "[]"  # the narrowed app runs the command: no release loaded
+
+
+def test_ingest_refuses_a_version_the_file_name_contradicts(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'k.sqlite'}"
+    src = attack_file("ics-attack-18.1.json.gz")
+    proc = kbmap("ingest", src, "--version", "17.1", db=db)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"kbmap: {src}: --version 17.1 contradicts the file name (18.1)"
+    ]

@@ -199,6 +199,25 @@ def test_home_and_catalog_report(client: TestClient) -> None:
     assert "attack.t1086" in remapped and "T1059.001" in remapped
 
 
+def test_home_counts_rules_mapped_like_the_coverage_api_and_the_report(
+    client: TestClient,
+) -> None:
+    """One meaning per label: "Rules mapped" is the report's and the API's rules_mapped."""
+    doc = page(client, "/")
+    table = next(t for t in doc.select("table") if "Rules mapped" in t.select("tr")[0].text)
+    head = [th.text for th in table.select("th")]
+    assert head == ["Catalog", "Rules", "Rules mapped", "Techniques covered"]
+    shown = {
+        row.select("a")[0].text: row.select("td", "num")[1].text for row in table.select("tr")[1:]
+    }
+    api = {c["catalog"]: c for c in client.get("/api/v1/coverage").json()["by_catalog"]}
+    assert shown == {name: str(c["rules_mapped"]) for name, c in api.items()}
+    for name, c in api.items():
+        report = client.get(f"/api/v1/catalogs/{name}").json()["report"]
+        assert c["rules_mapped"] == report["rules_mapped"]
+        assert c["techniques_covered"] <= report["techniques_mapped"]
+
+
 def test_untrusted_rule_text_is_escaped(
     client: TestClient, catalog_settings: Settings, tmp_path: Path
 ) -> None:

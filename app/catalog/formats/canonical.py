@@ -16,6 +16,7 @@ import re
 from typing import Any, ClassVar
 
 from app.catalog.base import CatalogSource, ParsedCatalog, ParsedRule
+from app.catalog.export import ESCAPED_LINE, FORMULA_PREFIX
 from app.catalog.formats._common import (
     check_rule_count,
     decode,
@@ -52,6 +53,7 @@ RULE_LINE = re.compile(
     rb"^[ \t]*[A-Za-z0-9_.-]+[ \t]*:[ \t]*(?=[^:\s]*\d)[A-Za-z0-9][A-Za-z0-9_.-]*[ \t]*:[^:\n]*:",
     re.M,
 )
+LIST_TOKEN = re.compile(r"\\(.)|(;)|([^\\;]+)", re.S)
 TRUE = {"true", "yes", "y", "1"}
 FALSE = {"false", "no", "n", "0"}
 
@@ -64,7 +66,7 @@ class CanonicalImporter:
     file_patterns: ClassVar[tuple[str, ...]] = ("*.yaml", "*.yml", "*.json", "*.csv", "*.txt")
 
     def sniff(self, source: CatalogSource) -> bool:
-        """One file whose first bytes show a `rules` list, an `id` column or rule lines."""
+        """One file whose first bytes show a `rules` list or rule lines, or any one `.csv`."""
         if source.is_tree:
             return False
         files = source.files()
@@ -76,8 +78,8 @@ class CanonicalImporter:
             return bool(YAML_RULES.search(head)) and not looks_like_sigma(head)
         if name.endswith(".json"):
             return head.lstrip()[:1] == b"{" and bool(JSON_RULES.search(head))
-        if name.endswith(".csv"):
-            return "id" in _csv_header(head)
+        if name.endswith(".csv"):  # no other format reads CSV: parse names a missing id column
+            return True
         if name.endswith(".txt"):
             return bool(RULE_LINE.search(head))
         return False
@@ -120,13 +122,6 @@ def _kind(path: str, text: str) -> str:
     if re.search(r"^rules[ \t]*:", text, re.M):
         return "yaml"
     return "lines"
-
-
-def _csv_header(head: bytes) -> list[str]:
-    for raw in head.decode("utf-8-sig", "replace").splitlines():
-        if raw.strip() and not raw.lstrip().startswith("#"):
-            return [c.strip().lower() for c in next(csv.reader([raw]), [])]
-    return []
 
 
 # --- YAML and JSON documents -------------------------------------------------------------------
@@ -289,7 +284,7 @@ def _parse_csv(text: str, path: str, cat: ParsedCatalog) -> None:
     """A header row of rule field names, then one rule per row; `;` separates list cells."""
     issues = cat.issues
     lines = io.StringIO(text, newline="").readlines()
-    start = _read_metadata(lines, path, cat)
+    start, exported = _read_metadata(lines, path, cat)
     reader = csv.reader(lines[start:], strict=True)
     header: list[str] | None = None
     row_start = start + 1
@@ -303,11 +298,8 @@ def _parse_csv(text: str, path: str, cat: ParsedCatalog) -> None:
                 continue
             if not any(c.strip() for c in row):
                 continue
-            if len(row) > len(header) and any(c.strip() for c in row[len(header) :]):
-                issues.append(
-                    error(f"row has {len(row)} cells, the header {len(header)}", path, line)
-                )
-            values = _row_values(header, row, path, line, issues)
+            _check_width(header, row, path, line, issues)
+            values = _row_values(header, row, path, line, issues, exported)
             rule = _make_rule(values, _Where(path, line, {}, ""), issues, warn_unknown=False)
             if rule is not None:
                 cat.rules.append(rule)
@@ -316,6 +308,17 @@ def _parse_csv(text: str, path: str, cat: ParsedCatalog) -> None:
         return
     if header is None:
         issues.append(error("no header row (a CSV catalog starts with field names)", path, 1))
+
+
+def _check_width(
+    header: list[str], row: list[str], path: str, line: int, issues: list[Issue]
+) -> None:
+    """Extra filled cells are an error (a shifted row); missing ones a warning, left empty."""
+    counts = f"row has {len(row)} cells, the header {len(header)}"
+    if len(row) > len(header) and any(c.strip() for c in row[len(header) :]):
+        issues.append(error(counts, path, line))
+    elif len(row) < len(header):
+        issues.append(warning(f"{counts}: {', '.join(header[len(row) :])} left empty", path, line))
 
 
 def _check_header(header: list[str], path: str, line: int, issues: list[Issue]) -> bool:
@@ -333,7 +336,7 @@ def _check_header(header: list[str], path: str, line: int, issues: list[Issue]) 
 
 
 def _row_values(
-    header: list[str], row: list[str], path: str, line: int, issues: list[Issue]
+    header: list[str], row: list[str], path: str, line: int, issues: list[Issue], exported: bool
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, cell in zip(header, row, strict=False):
@@ -341,7 +344,7 @@ def _row_values(
         if not cell:
             continue
         if name in LIST_FIELDS:
-            values[name] = [p.strip() for p in cell.split(";") if p.strip()]
+            values[name] = _list_items(cell, exported)
         elif name == "enabled":
             if cell.lower() in TRUE | FALSE:
                 values[name] = cell.lower() in TRUE
@@ -350,27 +353,54 @@ def _row_values(
                     error(f"enabled must be true or false, not {cell!r}", path, line, name)
                 )
         else:
-            values[name] = cell
+            values[name] = _unprefixed(cell, exported)
     return values
 
 
-def _read_metadata(lines: list[str], path: str, cat: ParsedCatalog) -> int:
-    """`# key: value` lines at the top set catalog fields; returns the first line after them."""
+def _read_metadata(lines: list[str], path: str, cat: ParsedCatalog) -> tuple[int, bool]:
+    """`# key: value` lines at the top (quoted or not) set catalog fields; returns the first line
+    after them, and whether the file says it is an export (`ESCAPED_LINE`)."""
+    exported = False
     for i, raw in enumerate(lines):
         stripped = raw.strip()
+        if stripped.startswith('"#'):  # a quoted comment cell, as export writes them
+            stripped = next(csv.reader([stripped]), [""])[0].strip()
         if stripped and not stripped.startswith("#"):
-            return i
+            return i, exported
         m = META_LINE.match(stripped)
         if not m:
             continue
         key, value = m.group(1).lower(), m.group(2) or None
-        if key.startswith("attack."):
+        if (key, value) == ESCAPED_LINE:
+            exported = True
+        elif key.startswith("attack."):
             _set_attack(cat, key, value, path, i + 1)
         elif key in META_KEYS:
             setattr(cat, key, value)
         else:
             cat.issues.append(warning(f"unknown catalog field {key!r} ignored", path, i + 1, key))
-    return len(lines)
+    return len(lines), exported
+
+
+def _unprefixed(cell: str, exported: bool) -> str:
+    """A cell without the `'` export put before formula-like text (only in an export)."""
+    return cell.removeprefix(FORMULA_PREFIX) if exported else cell
+
+
+def _list_items(cell: str, exported: bool) -> list[str]:
+    """A `;` list cell; in an export, `\\;` and `\\\\` are an item's own `;` and `\\`."""
+    if not exported:
+        return [p.strip() for p in cell.split(";") if p.strip()]
+    items: list[str] = []
+    current: list[str] = []
+    for escaped, sep, text in LIST_TOKEN.findall(cell):
+        if sep:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(escaped or text)
+    items.append("".join(current))
+    return [_unprefixed(p.strip(), True) for p in items if p.strip()]
 
 
 # --- the line form -------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from app.catalog.formats._common import (
 )
 from app.core.config import Limits
 from app.core.errors import Issue
+from app.core.limits import toml_too_deep
 
 RULE_TABLE = re.compile(r"^[ \t]*\[rule\][ \t]*$", re.M)
 THREAT_TABLE = re.compile(r"^[ \t]*\[\[rule\.threat\]\][ \t]*$", re.M)
@@ -68,7 +69,7 @@ class ElasticImporter:
             if not path.lower().endswith(".toml"):
                 continue
             cat.files_read += 1
-            rule = _parse_file(path, data, issues)
+            rule = _parse_file(path, data, issues, limits)
             if rule is not None:
                 cat.rules.append(rule)
                 check_rule_count(len(cat.rules), limits, source.name)
@@ -86,9 +87,13 @@ def _line_at(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-def _parse_file(path: str, data: bytes, issues: list[Issue]) -> ParsedRule | None:
+def _parse_file(path: str, data: bytes, issues: list[Issue], limits: Limits) -> ParsedRule | None:
     text = decode(data, path, issues)
     if text is None:
+        return None
+    deep = toml_too_deep(text, limits.max_toml_depth)
+    if deep is not None:
+        issues.append(error(f"TOML nests deeper than {limits.max_toml_depth} levels", path, deep))
         return None
     try:
         doc = tomllib.loads(text)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import partial
 from typing import Any, ClassVar
 
 from app.catalog.base import CatalogSource, ParsedCatalog, ParsedRule
 from app.catalog.formats.maxpatrol_xp import is_xp_tree
+from app.catalog.parallel import Pending, start_map
 from app.core.bounded_yaml import load_yaml_documents
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Issue, Location
@@ -120,55 +122,90 @@ class SigmaImporter:
                 return True
         return False
 
-    def parse(self, source: CatalogSource, limits: Limits) -> ParsedCatalog:
-        files = source.files()
-        strict = True
-        selected: list[tuple[str, bytes, str | None]] = []
-        if not source.is_tree:
-            selected = [(path, data, None) for path, data in files[:1]]
-        elif (root := scope_root([p for p, _ in files])) is not None:
-            for path, data in files:
-                folder = _folder(path, root)
-                if folder is not None and path.lower().endswith(YAML_SUFFIXES):
-                    selected.append((path, data, folder))
-        else:
-            strict = False
-            selected = [
-                (p, d, None)
-                for p, d in files
-                if p.lower().endswith(YAML_SUFFIXES) and _looks_like_rule(d)
-            ]
-        issues: list[Issue] = []
-        rules: list[ParsedRule] = []
-        seen: dict[str, str] = {}
-        for path, data, folder in selected:
-            try:
-                docs = load_yaml_documents(data, name=path, max_aliases=limits.max_yaml_aliases)
-            except InvalidInput as exc:
-                issues.append(Issue(exc.message, exc.location or Location(file=path)))
-                continue
-            rule = _rule(path, docs, folder, strict, issues)
-            if rule is None:
-                continue
-            if rule.rule_id in seen:
-                issues.append(
-                    Issue(
-                        f"duplicate rule id {rule.rule_id!r}: {seen[rule.rule_id]} and {path};"
-                        " the second is left out",
-                        Location(file=path, line=_key_line(data, "id"), field="id"),
-                    )
-                )
-                continue
-            if len(rules) >= limits.max_rules:
-                issues.append(
-                    Issue(f"more than {limits.max_rules} rules", Location(file=source.name))
-                )
-                break
-            seen[rule.rule_id] = path
-            rules.append(rule)
-        return ParsedCatalog(
-            self.format_id, rules, issues, product="Sigma", files_read=len(selected)
+    def parse(
+        self, source: CatalogSource, limits: Limits, *, parallel: bool | None = None
+    ) -> ParsedCatalog:
+        return self.start(source, limits, parallel=parallel).result()
+
+    def start(
+        self, source: CatalogSource, limits: Limits, *, parallel: bool | None = None
+    ) -> Pending[ParsedCatalog]:
+        """Begin the parse: a large tree's files are read on a second core meanwhile
+        (`app.catalog.parallel`; `parallel` forces either path). Whichever path reads them, the
+        rules and issues come out the same and in file order."""
+        selected, strict = _selected(source)
+        read = partial(_read_file, strict=strict, max_aliases=limits.max_yaml_aliases)
+        sizes = [len(data) for _, data, _ in selected]
+        return start_map(read, selected, sizes, parallel=parallel).then(
+            partial(_assemble, source, selected, limits)
         )
+
+
+def _selected(source: CatalogSource) -> tuple[list[tuple[str, bytes, str | None]], bool]:
+    """The files to read as (path, bytes, SigmaHQ folder), and whether every one must be a rule
+    (the SigmaHQ layout) rather than only those that look like rules."""
+    files = source.files()
+    if not source.is_tree:
+        return [(path, data, None) for path, data in files[:1]], True
+    root = scope_root([p for p, _ in files])
+    if root is None:
+        return [
+            (p, d, None)
+            for p, d in files
+            if p.lower().endswith(YAML_SUFFIXES) and _looks_like_rule(d)
+        ], False
+    return [
+        (path, data, folder)
+        for path, data in files
+        if (folder := _folder(path, root)) is not None and path.lower().endswith(YAML_SUFFIXES)
+    ], True
+
+
+def _read_file(
+    job: tuple[str, bytes, str | None], *, strict: bool, max_aliases: int
+) -> tuple[ParsedRule | None, list[Issue]]:
+    """One file's rule (None for a non-rule) and its issues: the unit a parse runs in parallel."""
+    path, data, folder = job
+    try:
+        docs = load_yaml_documents(data, name=path, max_aliases=max_aliases)
+    except InvalidInput as exc:
+        return None, [Issue(exc.message, exc.location or Location(file=path))]
+    issues: list[Issue] = []
+    return _rule(path, docs, folder, strict, issues), issues
+
+
+def _assemble(
+    source: CatalogSource,
+    selected: list[tuple[str, bytes, str | None]],
+    limits: Limits,
+    results: list[tuple[ParsedRule | None, list[Issue]]],
+) -> ParsedCatalog:
+    """The catalog from per-file results in file order: duplicate ids and the rule cap are
+    decided here, in one pass, so they do not depend on which process read which file."""
+    issues: list[Issue] = []
+    rules: list[ParsedRule] = []
+    seen: dict[str, str] = {}
+    for (path, data, _), (rule, found) in zip(selected, results, strict=True):
+        issues.extend(found)
+        if rule is None:
+            continue
+        if rule.rule_id in seen:
+            issues.append(
+                Issue(
+                    f"duplicate rule id {rule.rule_id!r}: {seen[rule.rule_id]} and {path};"
+                    " the second is left out",
+                    Location(file=path, line=_key_line(data, "id"), field="id"),
+                )
+            )
+            continue
+        if len(rules) >= limits.max_rules:
+            issues.append(Issue(f"more than {limits.max_rules} rules", Location(file=source.name)))
+            break
+        seen[rule.rule_id] = path
+        rules.append(rule)
+    return ParsedCatalog(
+        SigmaImporter.format_id, rules, issues, product="Sigma", files_read=len(selected)
+    )
 
 
 def _folder(path: str, root: str) -> str | None:

@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
-        docs_url=None,  # app/api/docs.py serves them offline, behind the read guard
+        docs_url=None,  # app/api/docs.py serves /docs offline, behind the read guard
         redoc_url=None,
         openapi_url=None,
     )

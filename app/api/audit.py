@@ -28,8 +28,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import service as auth_service
+from app.core.commit_hook import before_commit
 from app.core.config import Settings
-from app.core.db import before_commit
 
 log = logging.getLogger("kbmap.audit")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

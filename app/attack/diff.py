@@ -243,7 +243,8 @@ def _technique_changes(
         old = before.techniques.get(tid)
         was = old.status if old else "absent"
         if new.status == "active" and was != "active":
-            out.added.append(new.ref())
+            back = old is not None and old.stix_id == new.stix_id  # not an id MITRE reused
+            (out.reinstated if back else out.added).append(new.ref())
         elif new.status == "revoked" and was != "revoked":
             repl, chain = after.replacement(tid)
             end = after.techniques.get(repl or "")

@@ -380,6 +380,8 @@ class TechniqueChanges(ApiModel):
     techniques active in both releases; revoked and deprecated ones have their own lists."""
 
     added: list[ObjectRef] = pydantic.Field(default_factory=list)
+    # active again: the same STIX object was deprecated or revoked in the older release
+    reinstated: list[ObjectRef] = pydantic.Field(default_factory=list)
     revoked: list[RevokedTechnique] = pydantic.Field(default_factory=list)
     deprecated: list[ObjectRef] = pydantic.Field(default_factory=list)
     renamed: list[Renamed] = pydantic.Field(default_factory=list)

@@ -611,24 +611,8 @@ def object_read(session: Session, *, release: Release, obj: ObjectRow) -> Object
                     id=x.obj.attack_id, name=x.obj.name, description=x.relationship.description
                 )
             )
-    if obj.kind == "group":  # techniques reached through attributed campaigns count too
-        campaigns = [g.id for g in groups.get("campaigns", [])]
-        for cid in campaigns:
-            _, camp = get_object(session, releases=[release], kind="campaign", attack_id=cid or "")
-            for x in related(
-                session,
-                release_id=rid,
-                refs=[camp.stix_id],
-                relationship_type="uses",
-                direction="out",
-            ):
-                key = _plural(f"uses_{x.obj.kind}")
-                if not any(r.id == x.obj.attack_id for r in groups.get(key, [])):
-                    groups.setdefault(key, []).append(
-                        RelatedRef(
-                            id=x.obj.attack_id, name=x.obj.name, description=f"via campaign {cid}"
-                        )
-                    )
+    if obj.kind in _VIA_CAMPAIGN:
+        _add_via_campaigns(session, release=release, related_refs=groups, kind=obj.kind)
     if obj.kind in ("detection_strategy", "data_source"):
         groups.update(_children(session, release_id=rid, obj=obj))
     for items in groups.values():
@@ -646,6 +630,33 @@ def object_read(session: Session, *, release: Release, obj: ObjectRow) -> Object
         attributes=ObjectAttributes.model_validate(attrs),
         related=groups,
     )
+
+
+# What an object reaches through its campaigns: a group the techniques and software its
+# attributed campaigns use; software the groups its campaigns are attributed to.
+_VIA_CAMPAIGN: dict[str, str] = {"group": "uses", "software": "attributed-to"}
+
+
+def _add_via_campaigns(
+    session: Session, *, release: Release, related_refs: dict[str, list[RelatedRef]], kind: str
+) -> None:
+    """Add what the object's campaigns link to, marked "via campaign Cxxxx", unless listed."""
+    for cid in [c.id for c in related_refs.get("campaigns", [])]:
+        _, camp = get_object(session, releases=[release], kind="campaign", attack_id=cid or "")
+        for x in related(
+            session,
+            release_id=release.id or 0,
+            refs=[camp.stix_id],
+            relationship_type=_VIA_CAMPAIGN[kind],
+            direction="out",
+        ):
+            key = _plural(f"uses_{x.obj.kind}") if kind == "group" else "groups"
+            if not any(r.id == x.obj.attack_id for r in related_refs.get(key, [])):
+                related_refs.setdefault(key, []).append(
+                    RelatedRef(
+                        id=x.obj.attack_id, name=x.obj.name, description=f"via campaign {cid}"
+                    )
+                )
 
 
 def _plural(label: str) -> str:

@@ -1,10 +1,10 @@
 """Tokens (create, verify, revoke, list) and the audit log (record, list).
 
 Every public command that changes state commits once. The `ok` event of a change commits in the
-change's own transaction (`PendingEvent`, through `core.db.before_commit`): an import whose event
-cannot be written fails with it. Events of failures and refusals are written in their own
-transaction, so a rolled-back import still leaves its `error` event. Each write of an event also
-prunes the events older than KBMAP_AUDIT_RETENTION_DAYS.
+change's own transaction (`PendingEvent`, through `core.commit_hook.before_commit`): an import
+whose event cannot be written fails with it. Events of failures and refusals are written in their
+own transaction, so a rolled-back import still leaves its `error` event. Each write of an event
+also prunes the events older than KBMAP_AUDIT_RETENTION_DAYS.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from app.auth.models import (
     TokenStatus,
 )
 from app.core import security
+from app.core.commit_hook import before_commit
 from app.core.config import Settings
-from app.core.db import before_commit, transaction
+from app.core.db import transaction
 from app.core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.core.pages import Page
 
@@ -209,9 +210,10 @@ def add_event(
 
 class PendingEvent:
     """The `ok` event of a change in progress, added by the unit of work that commits the change
-    (use as `with core.db.before_commit(event):`), so both commit or neither does. `target` and
-    `detail` are asked for then, when the change knows them; the unit of work may name its target
-    better in `session.info["audit_target"]` (the catalog name an upload turned out to have)."""
+    (use as `with core.commit_hook.before_commit(event):`), so both commit or neither does.
+    `target` and `detail` are asked for then, when the change knows them; the unit of work may name
+    its target better in `session.info["audit_target"]` (the catalog name an upload turned out to
+    have)."""
 
     def __init__(
         self,

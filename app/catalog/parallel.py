@@ -142,7 +142,9 @@ class _Fork(Generic[T, R]):
         gc.freeze()
         done: Chunks = {}
         self.claim(done)
-        with contextlib.suppress(OSError):  # the caller gave up waiting
+        # the caller gave up waiting, or a result does not pickle: either way the caller runs
+        # these chunks itself, and this process must not print a traceback over its output
+        with contextlib.suppress(Exception):
             send.send(done)
 
     def finish(self) -> list[R]:

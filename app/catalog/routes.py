@@ -24,6 +24,7 @@ from app.api.deps import (
 from app.attack.models import TechniquePage
 from app.catalog import service as catalog_service
 from app.catalog import upgrade as catalog_upgrade
+from app.catalog.export import MEDIA
 from app.catalog.models import CatalogRead, RuleRead
 from app.catalog.source import source_from_bytes
 from app.catalog.upgrade import UpgradeReport
@@ -50,14 +51,15 @@ def _inline_defs(node: Any, defs: dict[str, Any]) -> Any:
 
 
 def _export_content() -> dict[str, Any]:
-    """The export's media types for OpenAPI; YAML first (the default format), then CSV and the
-    JSON form, described by the shipped canonical catalog schema."""
+    """The export's media types for OpenAPI: YAML (the default format), CSV, and JSON described
+    by the shipped canonical catalog schema. CSV comes before JSON because generators read the
+    first type they know (openapi-python-client: text) and then read every format as text."""
     kb_dir: Any = Settings.model_fields["kb_dir"].default
     schema = json.loads((kb_dir / "schemas" / "canonical-catalog.schema.json").read_bytes())
     return {
-        "application/yaml": {"schema": {"type": "string"}},
-        "text/csv": {"schema": {"type": "string"}},
-        "application/json": {"schema": _inline_defs(schema, schema.get("$defs", {}))},
+        MEDIA["yaml"]: {"schema": {"type": "string"}},
+        MEDIA["csv"]: {"schema": {"type": "string"}},
+        MEDIA["json"]: {"schema": _inline_defs(schema, schema.get("$defs", {}))},
     }
 
 

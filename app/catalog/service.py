@@ -51,6 +51,7 @@ from app.core.cache import BoundedCache
 from app.core.config import Limits, Settings
 from app.core.db import autocommit_connection, bulk_insert, read_session, transaction
 from app.core.errors import Conflict, InvalidInput, Issue, Location, NotFound, TooLarge
+from app.core.gc_pause import paused_gc
 from app.core.pages import Page
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -159,27 +160,32 @@ def import_catalog(
 ) -> ImportResult:
     """Detect the format, parse, then store through `import_parsed` (all or nothing).
     `started`: the parse of `source` the caller began (`registry.start_parse`)."""
-    pending = started or registry.start_parse(source, format_id=format_id, limits=settings.limits)
-    try:
-        if pending.background:
-            _warm_release(engine, settings, domain, version)
-        parsed = parse_source(source, format_id=format_id, limits=settings.limits, started=pending)
-    finally:
-        pending.cancel()
-    sha = hashlib.sha256()
-    for path, data in source.files():
-        sha.update(path.encode())
-        sha.update(data)
-    return import_parsed(
-        engine,
-        settings,
-        parsed=parsed,
-        source_name=source.name,
-        sha256=sha.hexdigest(),
-        name=name,
-        domain=domain,
-        version=version,
-    )
+    with paused_gc():  # the parse and the rows build many objects and few cycles
+        pending = started or registry.start_parse(
+            source, format_id=format_id, limits=settings.limits
+        )
+        sha = hashlib.sha256()
+        for path, data in source.files():
+            sha.update(path.encode())
+            sha.update(data)
+        try:
+            if pending.background:
+                _warm_release(engine, settings, domain, version)
+            parsed = parse_source(
+                source, format_id=format_id, limits=settings.limits, started=pending
+            )
+        finally:
+            pending.cancel()
+        return import_parsed(
+            engine,
+            settings,
+            parsed=parsed,
+            source_name=source.name,
+            sha256=sha.hexdigest(),
+            name=name,
+            domain=domain,
+            version=version,
+        )
 
 
 def _warm_release(

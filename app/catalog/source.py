@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -119,15 +120,32 @@ def _read_tar(data: bytes, name: str, limits: Limits) -> list[tuple[str, bytes]]
                         f"archive member {member.name!r} is over {limits.max_member_bytes} bytes",
                         Location(file=name),
                     )
-                fh = tar.extractfile(member)
-                out.append((rel, fh.read() if fh else b""))
+                out.append((rel, _member_bytes(tar, member, raw)))
     except tarfile.TarError as exc:
         raise InvalidInput(f"not a readable tar archive ({exc})", Location(file=name)) from exc
     out.sort()
     return out
 
 
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo, raw: bytes) -> bytes:
+    """A regular member's bytes, sliced from the archive in memory (a file object per member
+    cost 20 ms of 4,000 rules); sparse members go through tarfile, which rebuilds their holes."""
+    if member.issparse():
+        fh = tar.extractfile(member)
+        return fh.read() if fh else b""
+    data = raw[member.offset_data : member.offset_data + member.size]
+    if len(data) != member.size:
+        raise tarfile.ReadError("unexpected end of data")
+    return data
+
+
+# nothing pathlib would change: no empty, '.' or '..' part, no leading '/' or '\'
+_PLAIN_MEMBER = re.compile(r"[\w-][\w.-]*(?:/[\w-][\w.-]*)*", re.ASCII)
+
+
 def _safe_member_name(member: str, archive: str) -> str:
+    if _PLAIN_MEMBER.fullmatch(member):
+        return member
     p = PurePosixPath(member)
     if p.is_absolute() or ".." in p.parts or member.startswith(("/", "\\")) or "\\" in member:
         raise InvalidInput(f"archive member {member!r} escapes the archive", Location(file=archive))

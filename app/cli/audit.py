@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 
+from app.core.commit_hook import before_commit
 from app.core.errors import KbmapError
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def record(action: str, target: str, outcome: str, detail: dict[str, Any]) -> No
     """Write one event as the local user; warn on stderr (never raise) when it cannot be."""
     from app.auth import service as auth_service
     from app.cli.common import engine, settings
+
     try:
         try:
             eng = engine(settings())
@@ -86,17 +88,33 @@ def _pending(action: str, target: str, detail: dict[str, Any]) -> PendingEvent:
     )
 
 
+class _LazyPending:
+    """The command's `ok` event, built when its unit of work commits: app.auth (and SQLAlchemy
+    with it) is imported then, not before the command starts (a catalog import's parse waits)."""
+
+    def __init__(self, action: str, target: str, detail: dict[str, Any]) -> None:
+        self._args = (action, target, detail)
+        self._event: PendingEvent | None = None
+
+    @property
+    def written(self) -> bool:
+        return self._event is not None and self._event.written
+
+    def __call__(self, session: Any) -> None:
+        if self._event is None:
+            self._event = _pending(*self._args)
+        self._event(session)
+
+
 def audited(action: str, *target_params: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Record each run of the command; the target is the first non-empty of `target_params`."""
 
     def wrap(func: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(func)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            from app.core.db import before_commit  # SQLAlchemy: only once a command runs
-
             detail: dict[str, Any] = {"arguments": {k: _plain(v) for k, v in kwargs.items()}}
             target = _target(kwargs, target_params)
-            pending = _pending(action, target, detail)
+            pending = _LazyPending(action, target, detail)
             try:
                 with before_commit(pending):
                     result = func(*args, **kwargs)

@@ -36,8 +36,9 @@ def diff(
     limit: Annotated[int, typer.Option(min=1, help="rows per list in the terminal")] = 25,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Techniques added, revoked (with replacement), deprecated, renamed, moved; tactics and
-    detection objects added or retired; per catalog, stale mappings and coverage before/after."""
+    """Techniques added, reinstated, revoked (with replacement), deprecated, renamed, moved;
+    tactics and detection objects added or retired; per catalog, stale mappings and coverage
+    before/after."""
     from sqlmodel import Session
 
     from app.refresh import diffing
@@ -90,6 +91,7 @@ def print_diff(d: ReleaseDiff, *, limit: int = 25, console: Console | None = Non
         print_table(table, c, whole=("revoked",))
     lines = [
         ("added", [f"{x.id} {x.name}" for x in t.added]),
+        ("reinstated (deprecated or revoked before)", [f"{x.id} {x.name}" for x in t.reinstated]),
         ("deprecated", [f"{x.id} {x.name}" for x in t.deprecated]),
         ("renamed", [f"{x.id}: {x.old_name} → {x.new_name}" for x in t.renamed]),
         (

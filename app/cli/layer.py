@@ -25,7 +25,8 @@ HELP: dict[Kind, str] = {
     "threat": "Threat layer: techniques --groups use, covered or not; the rest disabled.",
     "telemetry": "Telemetry layer: rules against --collected data components (4 colours).",
     "compare": "Compare layer: techniques covered by --a only, --b only, both or neither.",
-    "diff": "Diff layer: techniques added, changed or replacing revoked ones, --from → --to.",
+    "diff": "Diff layer: techniques added, reinstated, changed or replacing revoked ones, "
+    "--from → --to.",
 }
 
 Names = Annotated[list[str] | None, typer.Option(help="repeatable or comma-separated")]
@@ -64,7 +65,10 @@ def _layer_command(kind: Kind) -> Callable[..., None]:
         svg: Annotated[bool, typer.Option("--svg", help="write the matrix as SVG")] = False,
         xlsx: Annotated[bool, typer.Option("--xlsx", help="write the matrix as XLSX")] = False,
         base_url: Annotated[
-            str | None, typer.Option(help="where layer links point (default: host and port)")
+            str | None,
+            typer.Option(
+                help="where layer links point (default: KBMAP_PUBLIC_URL, else host:port)"
+            ),
         ] = None,
     ) -> None:
         from sqlmodel import Session
@@ -79,7 +83,7 @@ def _layer_command(kind: Kind) -> Callable[..., None]:
         s = settings()
         req = LayerRequest(
             kind=kind,
-            base_url=base_url or f"http://{s.host}:{s.port}",
+            base_url=(base_url or s.public_url or f"http://{s.host}:{s.port}").rstrip("/"),
             collected=collected or [],
             a=a or [],
             b=b or [],

@@ -24,8 +24,8 @@ def refresh(
     index_url: Annotated[
         str | None,
         typer.Option(
-            help="collection index URL (default: KBMAP_ATTACK_SOURCE "
-            "when it names an index.json, else MITRE's)"
+            help="collection index URL (default: KBMAP_ATTACK_SOURCE when it names an "
+            "index.json; a bundle URL there is fetched as given; else MITRE's)"
         ),
     ] = None,
     index_file: Annotated[

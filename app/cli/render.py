@@ -115,13 +115,13 @@ def _gap_lines(g: Gap) -> Text:
     have = set(g.collected_data_components)
     components = [f"{d} (collected)" for d in g.collected_data_components]
     components += [d for d in g.data_components if d not in have]
-    lines = Text(f"{g.id} {g.name}", style="bold")
+    lines = Text(safe(f"{g.id} {g.name}", markup=False), style="bold")
     lines.append(
         f"\n{', '.join(g.tactics)} · used by {g.parts.threat_uses} groups, software and "
         f"campaigns · telemetry {g.parts.telemetry}"
     )
     if components:
-        lines.append(f"\ndata components: {', '.join(components)}", style="dim")
+        lines.append(safe(f"\ndata components: {', '.join(components)}", markup=False), "dim")
     return lines
 
 
@@ -161,7 +161,7 @@ def print_technique(page: TechniquePage, console: Console | None = None) -> None
 
 def _print_header(c: Console, page: TechniquePage) -> None:
     flags = " [revoked]" if page.revoked else (" [deprecated]" if page.deprecated else "")
-    c.print(Text(f"{page.id}: {page.name}{flags}", style="bold"))
+    c.print(Text(safe(f"{page.id}: {page.name}{flags}", markup=False), style="bold"))
     c.print(
         Text(
             f"ATT&CK {page.domain} {page.version} · tactics: {', '.join(page.tactics) or '-'} · "
@@ -188,7 +188,11 @@ def _print_rules(c: Console, page: TechniquePage) -> None:
         for r in rules:
             mark = f" (remapped from {r.mapped_as})" if r.how == "remapped" else ""
             mark += "" if r.enabled else " (disabled)"
-            c.print(Text(f"    {safe(rule_line(r), markup=False)}{mark}"))
+            c.print(
+                Padding(
+                    Text(f"{safe(rule_line(r), markup=False)}{mark}"), (0, 0, 0, 4), expand=False
+                )
+            )
     if page.subtechnique_rules:
         c.print(f"  + {len(page.subtechnique_rules)} rules on its sub-techniques")
 
@@ -196,15 +200,23 @@ def _print_rules(c: Console, page: TechniquePage) -> None:
 def _print_detection(c: Console, page: TechniquePage, refs: Citations) -> None:
     c.print(Text("Detection", style="bold"))
     for s in page.detection_strategies:
-        c.print(Text(f"  {s.id} {s.name}"))
+        c.print(Padding(Text(f"{s.id} {s.name}"), (0, 0, 0, 2), expand=False))
         for a in s.analytics:
             sources = "; ".join(
                 f"{ls.data_component.name if ls.data_component else '?'} ← {ls.name} {ls.channel}"
                 for ls in a.log_sources
             )
-            c.print(Text(f"    {a.id} [{', '.join(a.platforms)}] {sources}"))
+            c.print(
+                Padding(
+                    Text(f"{a.id} [{', '.join(a.platforms)}] {sources}"), (0, 0, 0, 4), expand=False
+                )
+            )
             if a.description:
-                c.print(Padding(attack_text(a.description, refs), (0, 0, 0, 6)))
+                c.print(
+                    Padding(
+                        attack_text(a.description, refs), (0, 0, 0, 6), style="dim", expand=False
+                    )
+                )
     if not page.detection_strategies and page.data_components:
         table = Table("ID", "Data source and component", "Description", show_lines=True)
         for d in page.data_components:

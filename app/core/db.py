@@ -11,9 +11,8 @@ import errno
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, SQLModel
 
+from app.core.commit_hook import BEFORE_COMMIT
 from app.core.errors import (
     DatabaseUnavailable,
     InvalidInput,
@@ -155,7 +155,7 @@ def database_error(exc: BaseException) -> KbmapError | None:
     orig = getattr(exc, "orig", None) or exc
     text_ = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
     if "disk is full" in text_ or (isinstance(orig, OSError) and orig.errno == errno.ENOSPC):
-        return StorageFull(f"no space left for the database ({text_}); nothing was written")
+        return StorageFull(f"no space left on the disk ({text_}); nothing was written")
     if isinstance(exc, OperationalError | sqlite3.OperationalError):
         return DatabaseUnavailable(f"the database did not answer: {text_}")
     return None
@@ -207,31 +207,13 @@ def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-# A write that belongs to whatever unit of work this context commits: the audit event of the use
-# case, set by its entry point (the API's AuditWrites, the CLI's @audited). The change and its
-# record then commit together or not at all; the write itself sees to being made only once.
-_BEFORE_COMMIT: ContextVar[Callable[[Session], None] | None] = ContextVar(
-    "kbmap_before_commit", default=None
-)
-
-
-@contextmanager
-def before_commit(write: Callable[[Session], None] | None) -> Iterator[None]:
-    """Within the block, `transaction()` runs `write(session)` before it commits (None: nothing)."""
-    token = _BEFORE_COMMIT.set(write)
-    try:
-        yield
-    finally:
-        _BEFORE_COMMIT.reset(token)
-
-
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit once on success, roll back everything on any error."""
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
-            write = _BEFORE_COMMIT.get()
+            write = BEFORE_COMMIT.get()
             if write is not None:
                 write(session)
             session.commit()

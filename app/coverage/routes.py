@@ -28,13 +28,19 @@ def get_scope(
     session: SessionDep,
     release: ReleaseDep,
     catalog: CatalogsQuery = None,
-    platform: Annotated[list[str] | None, Query(max_length=20, description="platform(s)")] = None,
+    platform: Annotated[
+        list[str] | None, Query(max_length=20, description="platform(s), any case")
+    ] = None,
     tactic: Annotated[
-        list[str] | None, Query(max_length=20, description="tactic shortname(s)")
+        list[str] | None,
+        Query(max_length=20, description="tactic(s): shortname, name or id (TA0008)"),
     ] = None,
     groups: Annotated[
         list[str] | None,
-        Query(max_length=50, description="group, software or campaign ids (G0016,S0002,C0024)"),
+        Query(
+            max_length=50,
+            description="groups, software, campaigns by id, name or alias (G0016,APT29,C0024)",
+        ),
     ] = None,
 ) -> Scope:
     """The question every coverage call answers: release, catalogs, platforms, tactics, threat."""

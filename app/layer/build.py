@@ -50,6 +50,7 @@ COMPARE = {
 }
 DIFF = {
     "added": ("#31a354", "new in this release"),
+    "reinstated": ("#74c476", "active again: deprecated or revoked in the older release"),
     "replaces": ("#9e9ac8", "replaces a technique revoked in this release"),
     "changed": ("#fdae6b", "changed: name, tactics, platforms or description"),
 }
@@ -415,19 +416,26 @@ def diff_layer(
     compared, for names and the tactic and platform lists a change shows."""
     t = diff.techniques
     added = [r.id for r in t.added if r.id]
+    reinstated = [r.id for r in t.reinstated if r.id]
     replaced: dict[str, list[str]] = {}
     for r in t.revoked:
         if r.replacement and r.id:
             replaced.setdefault(r.replacement, []).append(r.id)
     changed = _changes(t, old, new)
     entries = []
-    for tid in sorted((set(added) | set(changed) | set(replaced)) & in_scope):
-        kinds = [k for k, s in (("added", added), ("replaces", replaced)) if tid in s]
+    for tid in sorted((set(added) | set(reinstated) | set(changed) | set(replaced)) & in_scope):
+        kinds = [
+            k
+            for k, s in (("added", added), ("reinstated", reinstated), ("replaces", replaced))
+            if tid in s
+        ]
         kinds += ["changed"] if tid in changed else []
         color, _label = DIFF[kinds[0]]
         notes = []
         if tid in added:
             notes.append(f"new since {diff.from_version}")
+        if tid in reinstated:
+            notes.append(f"active again (not active in {diff.from_version})")
         if tid in replaced:
             notes.append(f"replaces {', '.join(replaced[tid])} (revoked)")
         meta = [MetadataItem(name="change", value=c) for c in changed.get(tid, ())]
@@ -452,6 +460,7 @@ def diff_layer(
         extra=[
             ("from", f"ATT&CK {ctx.domain} {diff.from_version}"),
             ("added", str(len(added))),
+            ("reinstated", _listed(reinstated)),
             ("changed", str(len(changed))),
             ("revoked", _listed([r.id for r in t.revoked if r.id])),
             ("deprecated", _listed([r.id for r in t.deprecated if r.id])),

@@ -64,7 +64,6 @@ def get_layer_request(
 
 
 LayerRequestDep = Annotated[LayerRequest, Depends(get_layer_request)]
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _picture(media: str, what: str) -> dict[int | str, dict[str, Any]]:
@@ -82,7 +81,7 @@ def _attachment(content: bytes, media: str, filename: str) -> Response:
 
 
 @router.get(
-    "/{kind}.svg", response_class=Response, responses=_picture("image/svg+xml", "an SVG heat map")
+    "/{kind}.svg", response_class=Response, responses=_picture(layer_service.SVG, "a heat map")
 )
 def get_layer_svg(
     session: SessionDep, settings: SettingsDep, scope: ScopeDep, req: LayerRequestDep
@@ -94,7 +93,9 @@ def get_layer_svg(
     return _attachment(content, media, name)
 
 
-@router.get("/{kind}.xlsx", response_class=Response, responses=_picture(XLSX, "a workbook"))
+@router.get(
+    "/{kind}.xlsx", response_class=Response, responses=_picture(layer_service.XLSX, "a workbook")
+)
 def get_layer_xlsx(
     session: SessionDep, settings: SettingsDep, scope: ScopeDep, req: LayerRequestDep
 ) -> Response:

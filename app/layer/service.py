@@ -34,6 +34,9 @@ from app.layer.render import Cell, Column, render_svg, render_xlsx
 
 Kind = Literal["coverage", "gaps", "threat", "telemetry", "compare", "diff"]
 _CACHE_SIZE = 16
+# what the picture routes send, and declare in OpenAPI
+SVG = "image/svg+xml"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _cache_lock = threading.Lock()
 _notes_cache: dict[tuple[Any, ...], dict[str, RuleNotes]] = {}
 _diff_cache: dict[tuple[Any, ...], ReleaseChanges] = {}
@@ -351,9 +354,8 @@ def render_layer(
     )
     name = _filename(scope, req, fmt)
     if fmt == "svg":
-        return render_svg(layer, columns, subtitle=subtitle).encode(), "image/svg+xml", name
-    media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    return render_xlsx(layer, columns, subtitle=subtitle), media, name
+        return render_svg(layer, columns, subtitle=subtitle).encode(), SVG, name
+    return render_xlsx(layer, columns, subtitle=subtitle), XLSX, name
 
 
 _SUBTITLE = ("release", "catalogs", "platforms", "tactics", "threat", "A", "B", "from")

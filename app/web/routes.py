@@ -59,7 +59,7 @@ NamePath = Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9._-]+$")]
 PlatformQuery = Annotated[list[str] | None, Query(max_length=20, description="platform(s)")]
 GroupsQuery = Annotated[
     list[str] | None,
-    Query(max_length=50, description="group, software or campaign ids (G0016,S0002,C0024)"),
+    Query(max_length=50, description="groups, software, campaigns: id, name or alias"),
 ]
 
 

@@ -90,3 +90,35 @@ def test_readiness_without_release(settings: Settings) -> None:
     with TestClient(create_app(settings)) as c:
         r = c.get("/readyz")
     assert r.status_code == 503 and r.json()["status"] == "no ATT&CK release loaded"
+
+
+def _groups_via_campaigns(name: str) -> dict[str, dict[str, str]]:
+    """software id → {group id: "via campaign C…"} from the raw bundle: a live campaign uses the
+    software and is attributed to a live group that does not use it itself."""
+    objs = rawdata.by_stix_id(name)
+    uses = [(r["source_ref"], r["target_ref"]) for r in rawdata.relationships(name, "uses")]
+    attributed = rawdata.relationships(name, "attributed-to")
+    direct = set(uses)
+    out: dict[str, dict[str, str]] = {}
+    for camp, soft in uses:
+        if not camp.startswith("campaign--") or not soft.startswith(("malware--", "tool--")):
+            continue
+        for r in attributed:
+            group = r["target_ref"]
+            if r["source_ref"] != camp or (group, soft) in direct:
+                continue
+            if all(rawdata.active(objs[x]) for x in (camp, soft, group)):
+                by_group = out.setdefault(rawdata.ext_id(objs[soft]) or "", {})
+                by_group[rawdata.ext_id(objs[group]) or ""] = (
+                    f"via campaign {rawdata.ext_id(objs[camp])}"
+                )
+    return out
+
+
+def test_software_lists_groups_that_use_it_through_campaigns(client: TestClient) -> None:
+    expected = _groups_via_campaigns("enterprise-attack-18.1.json.gz")
+    assert expected  # the release has such software (S0095 through C0038, among others)
+    for software_id, via in sorted(expected.items()):
+        body = client.get(f"/api/v1/software/{software_id}").json()
+        groups = {g["id"]: g["description"] for g in body["related"]["groups"]}
+        assert {g: groups.get(g) for g in via} == via, software_id

@@ -40,9 +40,11 @@ def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start(args: list[str], env: dict[str, str], probe: httpx.Client) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str], env: dict[str, str], probe: httpx.Client, fds: tuple[int, ...] = ()
+) -> subprocess.Popen[bytes]:
     """Start a server and wait until it answers /healthz (30 s at most)."""
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stderr=subprocess.PIPE, pass_fds=fds)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -174,3 +176,20 @@ def test_production_open_reads_fail_closed_off_loopback(
     with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
         servers.append(start(uvicorn_factory("0.0.0.0", port), env, c))
         assert c.get("/api/v1/releases").status_code == 401
+
+
+@pytest.mark.parametrize(("host", "status"), [("127.0.0.1", 200), ("0.0.0.0", 401)])
+def test_a_socket_handed_over_by_descriptor_is_judged_by_its_address(
+    tmp_path: Path, servers: list[subprocess.Popen[bytes]], host: str, status: int
+) -> None:
+    """`uvicorn --fd` (systemd socket activation, gunicorn-style supervisors): the server never
+    sees a host option; the descriptor's own address decides."""
+    sock = socket.socket()
+    sock.bind((host, 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    args = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
+    args += ["--fd", str(sock.fileno()), "--log-level", "warning"]
+    with sock, httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+        servers.append(start(args, env_for(tmp_path), c, fds=(sock.fileno(),)))
+        assert c.get("/api/v1/releases").status_code == status

@@ -3,6 +3,7 @@ not answer (503), a full disk (507), any other bug (500), never a text/plain 500
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,7 @@ def test_a_full_disk_on_a_write_is_507_json_and_writes_nothing(loaded_settings: 
         assert r.status_code == 507
         assert error_of(r) == {
             "code": "storage_full",
-            "message": "no space left for the database (database or disk is full); "
-            "nothing was written",
+            "message": "no space left on the disk (database or disk is full); nothing was written",
             "location": None,
             "issues": [],
         }
@@ -88,7 +88,22 @@ def test_any_other_failure_is_a_json_500(settings: Settings) -> None:
     def boom() -> None:
         raise RuntimeError("a bug")
 
+    @app.get("/enospc")
+    def enospc() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    @app.get("/eacces")
+    def eacces() -> None:
+        raise OSError(errno.EACCES, "Permission denied")
+
     with TestClient(app, raise_server_exceptions=False) as client:
+        full = client.get("/enospc")
+        assert full.status_code == 507
+        assert error_of(full)["message"] == (
+            "no space left on the disk ([Errno 28] No space left on device); nothing was written"
+        )
+        other = client.get("/eacces")  # an OSError that is not a full disk is a bug
+        assert other.status_code == 500 and error_of(other)["code"] == "internal_error"
         r = client.get("/boom")
         assert r.status_code == 500
         assert error_of(r) == {

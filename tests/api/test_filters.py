@@ -205,3 +205,18 @@ def test_rules_and_catalogs_filters_check_their_values(client: TestClient) -> No
     error = missing.json()["error"]
     assert error["location"]["field"] == "catalog"
     assert names and all(n in error["message"] for n in names)
+
+
+def test_pages_link_to_api_routes_with_parameters_they_take(client: TestClient) -> None:
+    links = []
+    for url in (
+        "/matrix?catalog=sigma&platform=linux&groups=G0016",
+        "/gaps?collected=Process+Creation&min_score=10&groups=APT29&platform=Windows",
+    ):
+        r = client.get(url)
+        assert r.status_code == 200
+        links += re.findall(r'href="(/api/v1/[^"]+)"', r.text)
+    assert len(links) >= 5
+    for link in links:
+        r = client.get(link.replace("&amp;", "&"))
+        assert r.status_code == 200, (link, r.text[:300])

@@ -123,7 +123,7 @@ def _call(package: ModuleType, client: Any, operation: str, **params: Any) -> An
     generated models parsed, after checking it is the 200 answer, parsed without loss."""
     module = next(
         importlib.import_module(f"{PACKAGE}.api.{tag.name}.{operation}")
-        for tag in (Path(package.__file__).parent / "api").iterdir()
+        for tag in (Path(str(package.__file__)).parent / "api").iterdir()
         if (tag / f"{operation}.py").exists()
     )
     response = module.sync_detailed(client=client, **params)

@@ -94,7 +94,8 @@ def test_layer_links_use_the_public_url_never_the_host_header(loaded_settings: S
 
 
 def test_docs_are_offline_and_local(client: TestClient) -> None:
-    for page in ("/docs", "/redoc"):
+    assert client.get("/redoc").status_code == 404  # ReDoc's page would load from its CDN
+    for page in ("/docs",):
         r = client.get(page)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
         refs = re.findall(r'(?:src|href)="([^"]+)"', r.text)
@@ -118,9 +119,31 @@ def test_docs_are_offline_and_local(client: TestClient) -> None:
 def test_docs_and_schema_follow_read_auth(loaded_settings: Settings) -> None:
     settings = loaded_settings.model_copy(update={"read_auth": "required"})
     with TestClient(create_app(settings)) as c:
-        for path in ("/docs", "/redoc", "/openapi.json"):
+        for path in ("/docs", "/openapi.json"):
             assert c.get(path).status_code == 401, path
         assert c.get("/docs/assets/swagger-ui.css").status_code == 200  # assets are public
         _, token = create_token(c.app.state.engine, settings, name="reader", scopes=["read"])  # type: ignore[attr-defined]
         auth = {"Authorization": f"Bearer {token}"}
         assert c.get("/openapi.json", headers=auth).json()["openapi"].startswith("3.")
+
+
+def test_cli_layer_links_use_the_public_url(loaded_settings: Settings) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KBMAP_DATABASE_URL": loaded_settings.database_url}
+    env["KBMAP_PUBLIC_URL"] = "https://kb.example/"
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "layer", "gaps"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    layer = json.loads(run.stdout)
+    urls = {link["url"] for t in layer["techniques"] for link in t.get("links", [])}
+    ours = {u.split("/api/v1/")[0] for u in urls if "/api/v1/" in u}
+    assert ours == {"https://kb.example"}

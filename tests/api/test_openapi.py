@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
+from tests import rawdata
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Free-form by design, named here so any other untyped answer fails: the import report (its keys
@@ -132,6 +133,61 @@ def test_object_lists_have_a_typed_item_model(
     domain = "ics" if kind == "assets" else "enterprise"
     body = client.get(f"/api/v1/{kind}", params={"domain": domain, "limit": 5}).json()
     assert body["items"] and all(set(row) == set(fields) for row in body["items"])
+
+
+# STIX bookkeeping and the fields an object read has as its own columns (not attributes)
+CORE = {"type", "id", "name", "description", "created", "modified", "revoked", "spec_version"}
+CORE |= {"external_references", "object_marking_refs", "created_by_ref", "x_mitre_deprecated"}
+CORE |= {"x_mitre_platforms", "x_mitre_modified_by_ref", "x_mitre_attack_spec_version"}
+
+
+def _raw_attributes(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the raw object says beyond its core, named as the API names it."""
+    out = {
+        k.removeprefix("x_mitre_"): v
+        for k, v in obj.items()
+        if k not in CORE and not k.endswith("_refs")
+    }
+    if obj["type"] in ("malware", "tool"):
+        out["software_type"] = obj["type"]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("route", "stix_type", "bundle", "needs"),
+    [
+        ("groups", "intrusion-set", "enterprise-attack-18.1.json.gz", "aliases"),
+        ("software", "malware", "enterprise-attack-18.1.json.gz", "x_mitre_aliases"),
+        ("campaigns", "campaign", "enterprise-attack-18.1.json.gz", "first_seen"),
+        (
+            "data-components",
+            "x-mitre-data-component",
+            "mobile-attack-18.1.json.gz",
+            "x_mitre_log_sources",
+        ),
+        (
+            "analytics",
+            "x-mitre-analytic",
+            "enterprise-attack-18.1.json.gz",
+            "x_mitre_mutable_elements",
+        ),
+        ("assets", "x-mitre-asset", "ics-attack-18.1.json.gz", "x_mitre_related_assets"),
+    ],
+)
+def test_typed_attributes_keep_what_the_raw_object_carries(
+    client: TestClient, route: str, stix_type: str, bundle: str, needs: str
+) -> None:
+    """Typing `attributes` must not drop a property: one object of each kind that has the
+    richest property of its kind, compared with the raw bundle."""
+    obj = next(
+        o
+        for o in rawdata.objects(bundle)
+        if o["type"] == stix_type and rawdata.active(o) and o.get(needs)
+    )
+    domain = bundle.split("-")[0]
+    r = client.get(f"/api/v1/{route}/{rawdata.ext_id(obj)}", params={"domain": domain})
+    assert r.status_code == 200, r.text
+    assert r.json()["attributes"] == _raw_attributes(obj)
 
 
 def test_operation_ids_are_the_route_function_names(spec: dict[str, Any]) -> None:

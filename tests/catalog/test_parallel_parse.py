@@ -184,6 +184,19 @@ def test_start_map_survives_a_child_that_dies() -> None:
     assert pending.result() == [x * x for x in range(500)]
 
 
+def test_start_map_with_results_that_do_not_pickle(capfd: pytest.CaptureFixture[str]) -> None:
+    class Local:  # pickle refuses a class defined in a function: the child cannot send these
+        def __init__(self, x: int) -> None:
+            self.x = x
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Local) and other.x == self.x
+
+    pending = parallel.start_map(Local, list(range(200)), [1] * 200, parallel=True)
+    assert pending.result() == [Local(x) for x in range(200)]
+    assert capfd.readouterr().err == ""  # no traceback from the child over the caller's output
+
+
 SCRIPT = """
 from app.catalog.formats.sigma import SigmaImporter
 from app.catalog.source import open_source

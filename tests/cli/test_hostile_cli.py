@@ -76,7 +76,7 @@ def test_terminal_output_carries_no_escape_sequences(ics_db: str, tmp_path: Path
     assert "clear[2Jscreen" in outputs[2]  # the title was cleaned at import
 
 
-def test_an_error_naming_a_hostile_file_is_one_clean_line(ics_db: str, tmp_path: Path) -> None:
+def test_a_hostile_file_name_is_clean_in_errors_and_audit(ics_db: str, tmp_path: Path) -> None:
     name = str(tmp_path / "no\x1b[2Jsuch.yaml")
     proc = kbmap("catalog", "import", name, db=ics_db)
     assert proc.returncode == 1
@@ -84,6 +84,8 @@ def test_an_error_naming_a_hostile_file_is_one_clean_line(ics_db: str, tmp_path:
     assert proc.stderr.splitlines() == [
         f"kbmap: {tmp_path}/no\ufffd[2Jsuch.yaml: no such file or folder"
     ]
+    audit = kbmap("audit", db=ics_db, check=True).stdout  # the failed import, its target
+    assert ESC not in audit and "no\ufffd[2Jsuch.yaml" in audit.replace("\n", "")
 
 
 def test_csv_export_is_formula_safe_and_reimports(ics_db: str, tmp_path: Path) -> None:

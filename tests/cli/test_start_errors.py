@@ -171,7 +171,7 @@ def test_a_full_disk_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     assert run(["token", "create", "--name", "t"], tmp_path, db).returncode == 0
     full = run(["ingest", attack_file("ics-attack-18.1.json.gz")], tmp_path, db, code=CAPPED)
     assert one_line(full) == (
-        "kbmap: no space left for the database (database or disk is full); nothing was written"
+        "kbmap: no space left on the disk (database or disk is full); nothing was written"
     )
     listed = run(["releases", "--json"], tmp_path, db)
     assert (listed.returncode, listed.stdout.strip()) == (0, "[]")

@@ -22,7 +22,7 @@ from app.attack.ingest import ingest_sources
 from app.catalog import service as catalog_service
 from app.catalog.source import open_source
 from app.core.config import Limits, Settings
-from app.core.db import make_engine
+from app.core.db import init_db, make_engine
 from app.core.errors import NotFound
 from app.main import create_app
 from app.refresh.diff import MappingRow as Row
@@ -111,8 +111,8 @@ class Raw:
 
 
 @lru_cache(maxsize=4)
-def raw(version: str) -> Raw:
-    objs = rawdata.objects(E.format(version))
+def raw(version: str, domain: str = "enterprise") -> Raw:
+    objs = rawdata.objects(f"{domain}-attack-{version}.json.gz")
     techs = {rawdata.ext_id(o) or "": o for o in objs if o["type"] == "attack-pattern"}
     ext = {o["id"]: rawdata.ext_id(o) or "" for o in techs.values()}
     parent, revoked_by = {}, {}
@@ -136,14 +136,17 @@ def final(r: Raw, tid: str) -> str:
     return tid
 
 
-def expected(a: str, b: str) -> dict[str, list[str]]:
-    A, B = raw(a), raw(b)
+def expected(a: str, b: str, domain: str = "enterprise") -> dict[str, list[str]]:
+    A, B = raw(a, domain), raw(b, domain)
     sa = {t: status(o) for t, o in A.techniques.items()}
     sb = {t: status(o) for t, o in B.techniques.items()}
     both = sorted(t for t in sb if sb[t] == "active" and sa.get(t) == "active")
     ta, tb = A.techniques, B.techniques
+    new = [t for t in sb if sb[t] == "active" and sa.get(t) != "active"]
+    again = {t for t in new if t in ta and ta[t]["id"] == tb[t]["id"]}  # same STIX object
     out = {
-        "techniques_added": sorted(t for t in sb if sb[t] == "active" and sa.get(t) != "active"),
+        "techniques_added": sorted(t for t in new if t not in again),
+        "techniques_reinstated": sorted(again),
         "techniques_revoked": sorted(
             t for t in sb if sb[t] == "revoked" and sa.get(t) != "revoked"
         ),
@@ -187,6 +190,7 @@ def test_counts_and_ids_equal_the_raw_bundles(engine: Engine, a: str, b: str) ->
     assert d.counts == {k: len(v) for k, v in want.items()}
     t = d.techniques
     assert [x.id for x in t.added] == want["techniques_added"]
+    assert [x.id for x in t.reinstated] == want["techniques_reinstated"]
     assert [x.id for x in t.revoked] == want["techniques_revoked"]
     assert [x.id for x in t.deprecated] == want["techniques_deprecated"]
     assert [x.id for x in t.renamed] == want["techniques_renamed"]
@@ -444,3 +448,49 @@ def test_diff_on_both_backends(loaded_engine: Engine) -> None:
         )
     want = expected("17.1", "18.1")
     assert d.counts == {k: len(v) for k, v in want.items()}
+
+
+# ---- mobile 17.1 → 18.1: a deprecated technique made active again -----------------------------
+
+
+@pytest.fixture(scope="module")
+def mobile_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('mobile') / 'kbmap.sqlite'}"
+    engine = make_engine(url)
+    init_db(engine)
+    names = ("mobile-attack-17.1.json.gz", "mobile-attack-18.1.json.gz")
+    ingest_sources(engine, [attack_file(n) for n in names], limits=Limits())
+    engine.dispose()
+    return url
+
+
+def test_a_reinstated_technique_is_not_listed_as_added(mobile_db: str) -> None:
+    want = expected("17.1", "18.1", "mobile")
+    assert "T1453" in want["techniques_reinstated"]  # deprecated in 17.1, same object active now
+    engine = make_engine(mobile_db)
+    with Session(engine) as session:
+        d = release_diff(
+            session, domain="mobile", from_version="17.1", to_version="18.1", catalogs=[]
+        )
+    engine.dispose()
+    assert d.counts == {k: len(v) for k, v in want.items()}
+    assert [x.id for x in d.techniques.reinstated] == want["techniques_reinstated"]
+    assert [x.id for x in d.techniques.added] == want["techniques_added"]
+    s = Settings(database_url=mobile_db, environment="test")
+    with TestClient(create_app(s)) as c:
+        api = c.get(
+            "/api/v1/releases/diff", params={"domain": "mobile", "from": "17.1", "to": "18.1"}
+        ).json()
+        layer = c.get(
+            "/api/v1/layers/diff", params={"domain": "mobile", "from": "17.1", "to": "18.1"}
+        ).json()
+    assert [x["id"] for x in api["techniques"]["reinstated"]] == want["techniques_reinstated"]
+    entry = next(t for t in layer["techniques"] if t["techniqueID"] == "T1453")
+    assert entry["comment"].endswith("active again (not active in 17.1)")
+    assert {"name": "reinstated", "value": ", ".join(want["techniques_reinstated"])} in layer[
+        "metadata"
+    ]
+    shown = kbmap("diff", "17.1", "18.1", "--domain", "mobile", db=mobile_db, check=True).stdout
+    line = next(x for x in shown.splitlines() if x.startswith("reinstated"))
+    assert "T1453 Abuse Accessibility Features" in line
+    assert not any(x.startswith("added") and "T1453" in x for x in shown.splitlines())

@@ -98,7 +98,7 @@ def _raw_upload(
     head = b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.yaml"\r\n\r\n'
     chunk = b"#" * 65536
     chunks = [head] + [chunk] * (size // len(chunk)) + [b"\r\n--B--\r\n"]
-    headers = [(b"content-type", b"multipart/form-data; boundary=B"), (b"host", b"test")]
+    headers = [(b"content-type", b"multipart/form-data; boundary=B"), (b"host", b"127.0.0.1")]
     if content_length:
         headers.append((b"content-length", str(sum(map(len, chunks))).encode()))
     if token:

@@ -287,10 +287,14 @@ def _difference(seen: Any, before: Any, after: Any) -> str:
     return f"status {seen[0]}, fields differing between old and new: {parts}"
 
 
-def test_readers_see_the_old_or_the_new_release_never_a_mix(db: str) -> None:
+def test_readers_see_the_old_or_the_new_release_never_a_mix(db: str, tmp_path: Path) -> None:
     """Enterprise 18.1 is replaced by other content (17.1's objects under 18.1), so any mix of the
-    two shows as a third state."""
+    two shows as a third state. The 17.1 bundle is copied under a name that states no release, so
+    `--version 18.1` contradicts nothing (the 2.0 bundle itself names none)."""
     from app.main import create_app
+
+    other = tmp_path / "enterprise-attack-other.json.gz"
+    shutil.copy(attack_file("enterprise-attack-17.1.json.gz"), other)
 
     engine = make_engine(db)
     settings = Settings(database_url=db, environment="test")
@@ -298,7 +302,7 @@ def test_readers_see_the_old_or_the_new_release_never_a_mix(db: str) -> None:
         before = observe(client, engine)
         proc = popen_kbmap(
             "ingest",
-            attack_file("enterprise-attack-17.1.json.gz"),
+            str(other),
             "--version",
             "18.1",
             "--replace",

@@ -89,3 +89,20 @@ def test_gaps_table_matches_the_gaps_api(browser: Any, live_server: str) -> None
     ]
     first = rows[0].find_elements(By.TAG_NAME, "td")
     assert first[1].text.startswith(api["items"][0]["id"])
+
+
+def test_api_docs_render_offline_under_their_policy(browser: Any, live_server: str) -> None:
+    """Swagger UI from the package, started by our script: no inline script, nothing fetched
+    from anywhere but this server."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{live_server}/docs")
+    ops = lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")  # noqa: E731
+    WebDriverWait(browser, 60).until(lambda d: len(ops(d)) > 20)
+    paths = {e.get_attribute("data-path") for e in ops(browser)}
+    assert "/api/v1/techniques/{attack_id}" in paths
+    resources = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    assert resources and all(r.startswith(live_server) or r.startswith("blob:") for r in resources)

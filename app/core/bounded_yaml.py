@@ -189,6 +189,8 @@ def load_yaml_documents(text: str | bytes, *, name: str, max_aliases: int) -> li
         raise _syntax_error(exc, name) from exc
     except yaml.YAMLError as exc:
         raise InvalidInput(f"invalid YAML: {exc}", Location(file=name)) from exc
+    except (ValueError, OverflowError) as exc:  # a scalar no value can be built from: 2021-13-45
+        raise InvalidInput(f"invalid YAML value: {exc}", Location(file=name)) from exc
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, name: str) -> InvalidInput:

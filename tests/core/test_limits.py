@@ -59,3 +59,12 @@ def test_yaml_in_an_undecodable_encoding_names_the_byte() -> None:
     with pytest.raises(InvalidInput, match=r"not utf-8 text \(byte 7\)") as info:
         load_yaml_documents(b"title: \xff\n", name="r.yml", max_aliases=100)
     assert info.value.location is not None and info.value.location.line == 1
+
+
+@pytest.mark.parametrize("text", ["date: 2021-13-45\n", "a: &x 2021-02-30\nb: *x\n"])
+def test_a_scalar_no_value_can_be_built_from_is_invalid_input(text: str) -> None:
+    """A Sigma `date` that is no date crashed the import with a bare ValueError."""
+    with pytest.raises(InvalidInput) as err:
+        load_yaml_documents(text, name="rule.yml", max_aliases=10)
+    assert err.value.location is not None and err.value.location.file == "rule.yml"
+    assert "invalid YAML value" in str(err.value)

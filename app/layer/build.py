@@ -15,6 +15,7 @@ from typing import NamedTuple, Protocol
 from urllib.parse import quote
 
 from app.attack.models import ReleaseChanges, TechniqueChanges
+from app.catalog.base import clean_text
 from app.coverage.models import CatalogComparison, Gap, TechniqueCoverage
 from app.layer.navigator import (
     Divider,
@@ -30,6 +31,8 @@ from app.layer.navigator import (
 
 MAX_RULE_METADATA = 12  # rules listed in an entry's metadata; the rest are counted
 MAX_RULE_LINKS = 6
+MAX_LAYER_TEXT = 1_000  # characters of stored rule text in one metadata item
+MAX_LINK_URL = 2_000  # what a layer's link holds (navigator.Url)
 MAX_LISTED = 12  # groups, data components... named in one metadata value
 
 COVERAGE_GRADIENT = ["#fdd49e", "#c2e699", "#31a354"]  # weak → strong; uncovered = no entry
@@ -152,11 +155,18 @@ def rule_notes(found: Sequence[RuleLine], *, base_url: str) -> RuleNotes:
     return RuleNotes(tuple(_rule_metadata(found)), tuple(_rule_links(base_url, found)))
 
 
+def _stored(value: str) -> str:
+    """Rule text as a layer may carry it. Imports cap and clean ids and titles, but a catalog
+    imported before they did can hold control characters or run long: clean, never fail a layer
+    that every reader shares."""
+    return clean_text(value, MAX_LAYER_TEXT)[0]
+
+
 def _rule_metadata(found: Sequence[RuleLine]) -> list[MetadataItem]:
     out = [
         MetadataItem(
-            name=f"{x.catalog} {x.rule_id}",
-            value=x.title + ("" if x.enabled else " (disabled)"),
+            name=_stored(f"{x.catalog} {x.rule_id}"),
+            value=_stored(x.title + ("" if x.enabled else " (disabled)")),
         )
         for x in found[:MAX_RULE_METADATA]
     ]
@@ -167,12 +177,14 @@ def _rule_metadata(found: Sequence[RuleLine]) -> list[MetadataItem]:
 
 
 def _rule_links(base_url: str, found: Sequence[RuleLine]) -> list[Link | Divider]:
-    links: list[Link | Divider] = [
-        Link(
-            label=f"rule {x.catalog} {x.rule_id}",
-            url=f"{base_url}/api/v1/rules/{quote(x.catalog, safe='')}/{quote(x.rule_id, safe='')}",
-        )
+    urls = (
+        (x, f"{base_url}/api/v1/rules/{quote(x.catalog, safe='')}/{quote(x.rule_id, safe='')}")
         for x in found[:MAX_RULE_LINKS]
+    )
+    links: list[Link | Divider] = [
+        Link(label=_stored(f"rule {x.catalog} {x.rule_id}"), url=url)
+        for x, url in urls
+        if len(url) <= MAX_LINK_URL  # an id stored before the caps: its metadata still names it
     ]
     return [*links, Divider(divider=True)] if links else []
 

@@ -198,3 +198,25 @@ def test_csv_export_route_neutralises_formulas(writer: TestClient) -> None:
         '"F-1","","\'=1+1","\'-2',
         'second line","","T1059.001","","","","","","","true"',
     ]
+
+
+@pytest.mark.parametrize("route", [*LAYER_ROUTES, "/api/v1/layers/coverage.xlsx"])
+def test_rows_stored_before_the_caps_do_not_break_shared_layers(
+    writer: TestClient, route: str
+) -> None:
+    """A catalog imported before ids and titles were capped and cleaned (its rows written as they
+    came) still renders: layers clean what they carry instead of failing for everyone."""
+    _upload(writer, [CONTROL_TITLE])
+    with writer.app.state.engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.exec_driver_sql(
+            "UPDATE rule SET rule_id = ?, title = ? WHERE rule_id = 'ctl-1'",
+            ("A" * 5000, "bad\x01title\x1b[31m" + "x" * 20_000),
+        )
+    r = writer.get(route, params={"catalog": "hostile"})
+    assert r.status_code == 200, r.text[:300]
+    text = r.text
+    if route.endswith(".xlsx"):
+        sheet = load_workbook(BytesIO(r.content))["entries"]
+        text = "\n".join(str(c.value or "") for row in sheet.iter_rows() for c in row)
+    assert route.endswith(".svg") or "hostile AAAA" in text  # the picture names no rules
+    assert "\x01" not in text and "\x1b" not in text

@@ -120,6 +120,15 @@ def _encoding(head: bytes) -> tuple[str, int]:
     return "utf-8", 0
 
 
+def utf8_head(data: bytes) -> bytes:
+    """A file's start as UTF-8 for sniffing, whatever YAML encoding it uses (a UTF-16 Sigma rule
+    is still a Sigma rule); a character cut at the end is dropped."""
+    encoding, skip = _encoding(data[:4])
+    if encoding == "utf-8":
+        return data[skip:] if skip else data
+    return data[skip:].decode(encoding, errors="ignore").encode()
+
+
 def yaml_text(data: str | bytes, *, name: str) -> str:
     """Bytes decoded as YAML says, so bounds and the anchor check see characters whatever the
     encoding; undecodable bytes are InvalidInput naming the byte."""

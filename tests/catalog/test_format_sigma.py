@@ -105,6 +105,20 @@ def test_sniff_claims_sigma_only(catalog_dir: Path, limits: Limits) -> None:
     assert SigmaImporter().sniff(source_from_bytes("x.yml", b"title: x\nfoo: 1\n", limits)) is False
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-8-sig", "utf-32"])
+def test_auto_detection_reads_a_rule_in_any_yaml_encoding(
+    catalog_dir: Path, limits: Limits, encoding: str
+) -> None:
+    """A real rule re-encoded: auto-detection said "cannot tell the catalog format" for UTF-16."""
+    from app.catalog.registry import detect
+
+    text = raw_member(sigma_tar(catalog_dir), MIMIKATZ).decode()
+    source = source_from_bytes("m.yml", text.encode(encoding), limits)
+    assert detect(source).format_id == "sigma"
+    (rule,) = SigmaImporter().parse(source, limits).rules
+    assert rule.title == yaml.safe_load(text)["title"]
+
+
 def sigma_tar(catalog_dir: Path) -> Path:
     return catalog_dir / "sigma-attack18-rules.tar.gz"
 

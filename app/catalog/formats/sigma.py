@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from app.catalog.base import CatalogSource, ParsedCatalog, ParsedRule
 from app.catalog.formats.maxpatrol_xp import is_xp_tree
 from app.catalog.parallel import Pending, start_map
-from app.core.bounded_yaml import load_yaml_documents
+from app.core.bounded_yaml import load_yaml_documents, utf8_head
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Issue, Location
 
@@ -67,7 +67,8 @@ def _key_line(data: bytes, key: str) -> int:
 
 
 def _has_keys(data: bytes, *keys: bytes) -> bool:
-    return all(_TOP_KEY[k].search(data) for k in keys)
+    head = utf8_head(data)
+    return all(_TOP_KEY[k].search(head) for k in keys)
 
 
 def _looks_like_rule(data: bytes) -> bool:

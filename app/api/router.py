@@ -60,7 +60,7 @@ class Readiness(ApiModel):
 
 NOT_READY: dict[int | str, dict[str, Any]] = {503: {"model": Readiness}}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 500, 503, 507)
 }
 
 api_router = APIRouter(responses=ERRORS, dependencies=[ReadAccess, KnownQueryOnly])

@@ -208,3 +208,19 @@ def test_operation_ids_are_the_route_function_names(spec: dict[str, Any]) -> Non
 def test_the_schema_round_trips_as_json(spec: dict[str, Any]) -> None:
     """What clients download: plain JSON (no Python objects left in the inlined schemas)."""
     assert json.loads(json.dumps(spec)) == spec
+
+
+def test_every_api_operation_declares_the_database_failures(spec: dict[str, Any]) -> None:
+    """500, 503 and 507 are what a broken, unreachable or full database answers
+    (tests/api/test_failures.py): a generated client must know their error body."""
+    for path, item in spec["paths"].items():
+        if not path.startswith("/api/v1"):
+            continue
+        for method, op in item.items():
+            for code in ("500", "503", "507"):
+                body = op["responses"].get(code, {}).get("content", {}).get("application/json")
+                assert body and body["schema"]["$ref"].endswith("/ErrorResponse"), (
+                    method,
+                    path,
+                    code,
+                )

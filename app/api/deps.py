@@ -177,8 +177,8 @@ async def reject_unknown_query(request: Request) -> None:
     """422 for a query parameter the route does not declare: ignoring `tatic=x` would answer a
     question nobody asked (every technique) as if it were the one asked."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
-        return
+    if not request.query_params or not isinstance(route, APIRoute):
+        return  # most reads (the technique page) send none: no walk of the dependencies
     known = _query_names(route.dependant)
     unknown = sorted(set(request.query_params) - known)
     if unknown:

@@ -21,9 +21,11 @@ from app.api.body_limit import BodyLimit
 from app.api.failures import add_failure_handlers, environment_settings
 from app.api.http_guards import AllowedHosts, SecurityHeaders
 from app.api.router import NOT_READY, Readiness, api_router
+from app.core.cache import caches_of
 from app.core.config import Settings
 from app.core.db import make_engine, schema_at_start
 from app.core.errors import KbmapError
+from app.models import METADATA
 from app.web.routes import STATIC_DIR
 from app.web.routes import router as web_router
 
@@ -48,7 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         app.state.engine = engine
-        app.state.schema = schema_at_start(engine)  # a database down: 503s until it is back
+        app.state.caches = caches_of(engine)  # every derived-data cache of this database
+        app.state.schema = schema_at_start(
+            engine, METADATA
+        )  # a database down: 503s until it is back
         app.state.page_threads = anyio.CapacityLimiter(PAGE_THREADS)
         yield
         engine.dispose()

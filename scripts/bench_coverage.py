@@ -35,8 +35,9 @@ def main() -> None:
     from app.catalog import service as catalog_service
     from app.catalog.source import open_source
     from app.core.config import Settings
-    from app.core.db import init_db, make_engine
+    from app.core.db import make_engine
     from app.coverage import service as coverage_service
+    from app.models import init_db
 
     with tempfile.TemporaryDirectory() as tmp:
         s = Settings(database_url=f"sqlite:///{tmp}/k.sqlite", environment="test")

@@ -216,7 +216,8 @@ def main() -> None:
         db_url = f"sqlite:///{tmp}/k.sqlite"
         from app.attack.ingest import ingest_sources
         from app.core.config import Limits
-        from app.core.db import init_db, make_engine
+        from app.core.db import make_engine
+        from app.models import init_db
 
         engine = make_engine(db_url)
         init_db(engine)

@@ -24,10 +24,11 @@ from sqlmodel import Session  # noqa: E402
 
 from app.attack import service as attack_service  # noqa: E402
 from app.core.config import Settings  # noqa: E402
-from app.core.db import init_db, make_engine  # noqa: E402
+from app.core.db import make_engine  # noqa: E402
 from app.coverage import service as coverage_service  # noqa: E402
 from app.layer import service as layer_service  # noqa: E402
 from app.layer.service import LayerRequest  # noqa: E402
+from app.models import init_db  # noqa: E402
 
 SHARED = Path(os.environ.get("KBMAP_SHARED_DIR", ROOT.parent / "shared"))
 CATALOGS = (

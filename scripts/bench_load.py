@@ -69,7 +69,8 @@ def build(url: str) -> str:
     from app.catalog import service as catalog_service
     from app.catalog.source import open_source
     from app.core.config import Settings
-    from app.core.db import init_db, make_engine
+    from app.core.db import make_engine
+    from app.models import init_db
 
     settings = Settings(database_url=url, environment="test", token_key=TOKEN_KEY)
     engine = make_engine(url)

@@ -35,7 +35,8 @@ def build_db(path: Path) -> None:
     from app.catalog import service as catalog_service
     from app.catalog.source import open_source
     from app.core.config import Settings
-    from app.core.db import init_db, make_engine
+    from app.core.db import make_engine
+    from app.models import init_db
 
     settings = Settings(database_url=f"sqlite:///{path}", environment="test")
     engine = make_engine(settings.database_url)

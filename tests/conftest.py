@@ -18,7 +18,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.core.config import Limits, Settings
-from app.core.db import init_db, make_engine
+from app.core.db import make_engine
+from app.models import init_db
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTACK_DIR = Path(os.environ.get("KBMAP_TEST_ATTACK_DIR", ROOT.parent / "shared" / "attack"))

@@ -14,8 +14,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field
 
-from app.api.deps import AdminAccess, KnownQueryOnly, ReadAccess
+from app.api.known_query import KnownQueryOnly
 from app.attack.routes import router as attack_router
+from app.auth.deps import AdminAccess, ReadAccess
 from app.auth.routes import router as auth_router
 from app.catalog.routes import router as catalog_router
 from app.core.api_model import ApiModel

@@ -17,15 +17,15 @@ from sqlalchemy import Connection, Engine, Table, delete, insert, select
 from sqlmodel import col
 
 from app.attack.detection import LinkRow, derive_links
-from app.attack.models import (
+from app.attack.sources import BundleFeed
+from app.attack.stix import ParsedRelease, parse_bundle
+from app.attack.tables import (
     AttackObject,
     Relationship,
     Release,
     TechniqueDataComponent,
     TechniqueTactic,
 )
-from app.attack.sources import BundleFeed
-from app.attack.stix import ParsedRelease, parse_bundle
 from app.core.config import Limits
 from app.core.db import (
     bulk_insert,

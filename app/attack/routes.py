@@ -6,9 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import IdPath, LookupReleasesDep, PageParams, QText, ReleaseDep, SessionDep
 from app.attack import service as attack_service
+from app.attack.deps import LookupReleasesDep, ReleaseDep
 from app.attack.models import ObjectRead, ObjectSummary, ReleaseRead, TacticRead, TechniqueRead
+from app.core.deps import IdPath, PageParams, QText, SessionDep
 from app.core.pages import Page
 
 router = APIRouter()

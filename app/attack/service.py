@@ -19,7 +19,6 @@ from sqlmodel import Session, col, select
 from app.attack.diff import ReleaseView as ReleaseView
 from app.attack.models import (
     AnalyticRead,
-    AttackObject,
     DataComponentLink,
     DetectionStrategyRead,
     LogSource,
@@ -28,15 +27,13 @@ from app.attack.models import (
     ObjectSummary,
     Ref,
     RelatedRef,
-    Relationship,
-    Release,
     ReleaseRead,
     TacticRead,
-    TechniqueDataComponent,
     TechniquePage,
     TechniqueRead,
 )
 from app.attack.stix import DOMAINS, domain_of
+from app.attack.tables import AttackObject, Relationship, Release, TechniqueDataComponent
 from app.attack.views import diff_releases as diff_releases
 from app.attack.views import release_view as release_view
 from app.attack.vocabulary import THREAT_KINDS, Vocabulary, threat_names

@@ -13,7 +13,8 @@ from sqlmodel import Session, col, select
 
 from app.attack import diff
 from app.attack.diff import VIEW_KINDS, ReleaseView
-from app.attack.models import AttackObject, Relationship, Release, ReleaseChanges
+from app.attack.models import ReleaseChanges
+from app.attack.tables import AttackObject, Relationship, Release
 from app.core.cache import BoundedCache
 from app.core.errors import InvalidInput
 

@@ -11,7 +11,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
 
-from app.api.deps import PageParams, SessionDep, SettingsDep
 from app.auth import service as auth_service
 from app.auth.models import (
     TOKEN_NAME_PATTERN,
@@ -21,6 +20,7 @@ from app.auth.models import (
     TokenCreated,
     TokenRead,
 )
+from app.core.deps import PageParams, SessionDep, SettingsDep
 from app.core.pages import Page
 
 router = APIRouter()

@@ -19,14 +19,8 @@ from sqlalchemy import Engine, delete, func
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from app.auth.models import (
-    TOKEN_NAME_PATTERN,
-    ApiToken,
-    AuditEvent,
-    AuditEventRead,
-    TokenRead,
-    TokenStatus,
-)
+from app.auth.models import TOKEN_NAME_PATTERN, AuditEventRead, TokenRead, TokenStatus
+from app.auth.tables import ApiToken, AuditEvent
 from app.core import security
 from app.core.commit_hook import before_commit
 from app.core.config import Settings

@@ -10,25 +10,18 @@ import anyio
 from fastapi import APIRouter, Form, Path, Query, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import (
-    CatalogsQuery,
-    DomainQuery,
-    IdPath,
-    PageParams,
-    QText,
-    SessionDep,
-    SettingsDep,
-    VersionQuery,
-    WriteAccess,
-)
+from app.attack.deps import DomainQuery, VersionQuery
 from app.attack.models import TechniquePage
+from app.auth.deps import WriteAccess
 from app.catalog import service as catalog_service
 from app.catalog import upgrade as catalog_upgrade
+from app.catalog.deps import CatalogsQuery
 from app.catalog.export import MEDIA
 from app.catalog.models import CatalogRead, RuleRead
 from app.catalog.source import source_from_bytes
 from app.catalog.upgrade import UpgradeReport
 from app.core.config import Settings
+from app.core.deps import IdPath, PageParams, QText, SessionDep, SettingsDep
 from app.core.errors import Location, TooLarge
 from app.core.pages import Page
 

@@ -23,22 +23,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.attack import service as attack_service
-from app.attack.models import Release, RuleRef, TechniquePage
+from app.attack.models import RuleRef, TechniquePage
 from app.attack.stix import domain_of
+from app.attack.tables import Release
 from app.catalog import registry
 from app.catalog.base import CatalogSource, ParsedCatalog, clean_rules
 from app.catalog.export import MEDIA, render
-from app.catalog.models import (
-    Catalog,
-    CatalogRead,
-    MappingRead,
-    Rule,
-    RuleAnalytic,
-    RuleDataComponent,
-    RuleRead,
-    RuleTechnique,
-)
+from app.catalog.models import CatalogRead, MappingRead, RuleRead
 from app.catalog.parallel import Pending
+from app.catalog.tables import Catalog, Rule, RuleAnalytic, RuleDataComponent, RuleTechnique
 from app.catalog.telemetry import (
     LogSourceMap,
     analytic_keys,

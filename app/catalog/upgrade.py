@@ -26,7 +26,8 @@ from app.attack.service import TechniqueIndex
 from app.attack.stix import domain_of
 from app.catalog import service as catalog_service
 from app.catalog.base import ParsedCatalog, ParsedRule
-from app.catalog.models import OUTCOMES, CatalogRead, Rule, RuleAnalytic, RuleTechnique
+from app.catalog.models import OUTCOMES, CatalogRead
+from app.catalog.tables import Rule, RuleAnalytic, RuleTechnique
 from app.catalog.validate import EXAMPLES, Mapping, fold_technique, validate_catalog
 from app.core.api_model import ApiModel
 from app.core.config import Settings

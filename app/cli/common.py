@@ -35,8 +35,9 @@ def engine(s: Settings | None = None, *, create: bool = False) -> Engine:
     """The database, schema at head. Only commands that write pass `create`: a read in a folder
     with no database says so (NoDatabase) and leaves no file behind."""
     from app.core.db import open_database
+    from app.models import METADATA
 
-    eng = open_database((s or settings()).database_url, create=create)
+    eng = open_database((s or settings()).database_url, create=create, metadata=METADATA)
     _engines.append(eng)
     return eng
 

@@ -1,18 +1,28 @@
-"""A small bounded in-process cache for derived data of immutable things.
+"""Derived data of immutable things, cached in process: one owner per database, one clear().
 
-A loaded release never changes (a re-ingest makes a new row), and a catalog changes only by
-re-import (a new import time), so their derived indexes are cached under keys that include the id
-and load time; stale entries simply stop being asked for and age out. Every worker process keeps
-its own; the key, read from the database in the request's snapshot, keeps them all correct.
+A loaded release never changes (a re-ingest makes a new row), and a catalog changes only by a
+write that gives it a new revision, so derived indexes are cached under explicit keys: the
+release's (`attack.service.release_key`) or the catalog's (`catalog.service.catalog_key`). Stale
+entries simply stop being asked for and age out. Every worker process keeps its own; the keys,
+read from the database in the request's snapshot, keep them all correct.
+
+Each domain declares its caches as `CacheSpec`s (a name, a size, a value type); `caches_of(session)`
+finds the owner of the session's database (the one on `app.state.caches` for the service), which
+makes each cache on first use. Writers call `clear()` so this process frees memory at once.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from enum import Enum, auto
 from threading import Lock
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
 
 V = TypeVar("V")
 
@@ -84,3 +94,61 @@ class BoundedCache(Generic[V]):
         with self._lock:
             self._data.clear()
             self._weight = 0
+
+
+@dataclass(frozen=True)
+class CacheSpec(Generic[V]):
+    """A cache a domain declares: its name (unique), entry bound and optional weight bound."""
+
+    name: str
+    size: int = 16
+    max_weight: int | None = None
+    weigh: Callable[[V], int] | None = None
+
+
+class Caches:
+    """Every derived-data cache of one database: made on first use, emptied by one `clear()`."""
+
+    def __init__(self) -> None:
+        self._caches: dict[str, BoundedCache[Any]] = {}
+        self._lock = Lock()
+
+    def get(self, spec: CacheSpec[V]) -> BoundedCache[V]:
+        with self._lock:
+            found = self._caches.get(spec.name)
+            if found is None:
+                found = BoundedCache(spec.size, max_weight=spec.max_weight, weigh=spec.weigh)
+                self._caches[spec.name] = found
+            return found
+
+    def clear(self) -> None:
+        """Empty every cache: a writer (ingest, import, upgrade, delete) calls it."""
+        with self._lock:
+            for cache in self._caches.values():
+                cache.clear()
+
+    def sizes(self) -> dict[str, int]:
+        """Entries per cache, for tests and diagnostics."""
+        with self._lock:
+            return {name: len(cache) for name, cache in sorted(self._caches.items())}
+
+
+_owners: WeakKeyDictionary[Engine, Caches] = WeakKeyDictionary()
+_owners_lock = Lock()
+
+
+def caches_of(bind: Engine | Connection | Session) -> Caches:
+    """The owner of the caches of `bind`'s database (one per engine, gone with the engine)."""
+    engine = _engine_of(bind)
+    with _owners_lock:
+        owner = _owners.get(engine)
+        if owner is None:
+            owner = _owners[engine] = Caches()
+        return owner
+
+
+def _engine_of(bind: Engine | Connection | Session) -> Engine:
+    if isinstance(bind, Session):
+        found = bind.get_bind()
+        return found if isinstance(found, Engine) else found.engine
+    return bind if isinstance(bind, Engine) else bind.engine

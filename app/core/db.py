@@ -17,11 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, literal, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+    inspect,
+    literal,
+    text,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from app.core.commit_hook import BEFORE_COMMIT
 from app.core.errors import (
@@ -100,7 +110,7 @@ def where(engine: Engine) -> str:
     return str(path) if path else engine.url.render_as_string(hide_password=True)
 
 
-def open_database(database_url: str, *, create: bool) -> Engine:
+def open_database(database_url: str, *, create: bool, metadata: MetaData) -> Engine:
     """The engine with its schema at head. `create` makes a missing database (write commands,
     the service); without it a missing one is NoDatabase and nothing is left behind, since a
     read that created an empty database would answer "nothing loaded" about the wrong place."""
@@ -110,7 +120,7 @@ def open_database(database_url: str, *, create: bool) -> Engine:
             _make_sqlite_folder(engine)
         elif not has_schema(engine):
             raise NoDatabase(f"no kbmap database at {where(engine)}; {HOW_TO_CREATE}")
-        init_db(engine)
+        migrate(engine, metadata)
     except OperationalError as exc:
         engine.dispose()
         known = database_error(exc)
@@ -162,11 +172,11 @@ def database_error(exc: BaseException) -> KbmapError | None:
 
 
 class SchemaOnFirstUse:
-    """init_db once the database answers. A service started while its database was down
+    """`migrate` once the database answers. A service started while its database was down
     answers 503 until it is back, then makes or upgrades the schema on the first request."""
 
-    def __init__(self, engine: Engine, *, ready: bool) -> None:
-        self.engine, self.ready = engine, ready
+    def __init__(self, engine: Engine, metadata: MetaData, *, ready: bool) -> None:
+        self.engine, self.metadata, self.ready = engine, metadata, ready
         self._lock = threading.Lock()
 
     def __call__(self) -> None:
@@ -175,14 +185,14 @@ class SchemaOnFirstUse:
         with self._lock:
             if not self.ready:
                 _make_sqlite_folder(self.engine)
-                init_db(self.engine)
+                migrate(self.engine, self.metadata)
                 self.ready = True
 
 
-def schema_at_start(engine: Engine) -> SchemaOnFirstUse:
+def schema_at_start(engine: Engine, metadata: MetaData) -> SchemaOnFirstUse:
     """The service's schema, made or upgraded now if the database answers; if not, one log
     line, and the service starts anyway (health 200, readiness and data requests 503)."""
-    schema = SchemaOnFirstUse(engine, ready=False)
+    schema = SchemaOnFirstUse(engine, metadata, ready=False)
     try:
         schema()
     except (OperationalError, DatabaseUnavailable) as exc:
@@ -300,18 +310,17 @@ def alembic_config(database_url: str) -> Any:
     return cfg
 
 
-def init_db(engine: Engine) -> None:
-    """Create a fresh schema stamped at head, or upgrade an existing one to head.
+def migrate(engine: Engine, metadata: MetaData) -> None:
+    """Create a fresh schema (`metadata`: every table, from the registry in `app/models.py`)
+    stamped at head, or upgrade an existing one to head.
 
     The common cases (fresh database, database already at head) skip importing Alembic: the
     head revision is `SCHEMA_HEAD`, which a test keeps equal to Alembic's own head.
     """
-    import app.models  # noqa: F401  (registers every table on SQLModel.metadata)
-
     with engine.begin() as conn:
         tables = set(inspect(conn).get_table_names())
         if "alembic_version" not in tables:
-            SQLModel.metadata.create_all(conn, checkfirst=bool(tables))
+            metadata.create_all(conn, checkfirst=bool(tables))
             conn.execute(
                 text(
                     "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from app.api.deps import CatalogsQuery, PageParams, ReleaseDep, SessionDep, SettingsDep
+from app.core.deps import PageParams, SessionDep, SettingsDep
 from app.core.pages import Page
 from app.coverage import service as coverage_service
+from app.coverage.deps import ScopeDep
 from app.coverage.models import (
     CatalogComparison,
     CoverageSummary,
@@ -18,43 +19,9 @@ from app.coverage.models import (
     GroupCount,
     TechniqueCoverage,
 )
-from app.coverage.service import Scope
 
 router = APIRouter()
 ListQuery = Annotated[list[str] | None, Query(max_length=50)]
-
-
-def get_scope(
-    session: SessionDep,
-    release: ReleaseDep,
-    catalog: CatalogsQuery = None,
-    platform: Annotated[
-        list[str] | None, Query(max_length=20, description="platform(s), any case")
-    ] = None,
-    tactic: Annotated[
-        list[str] | None,
-        Query(max_length=20, description="tactic(s): shortname, name or id (TA0008)"),
-    ] = None,
-    groups: Annotated[
-        list[str] | None,
-        Query(
-            max_length=50,
-            description="groups, software, campaigns by id, name or alias (G0016,APT29,C0024)",
-        ),
-    ] = None,
-) -> Scope:
-    """The question every coverage call answers: release, catalogs, platforms, tactics, threat."""
-    return coverage_service.make_scope(
-        session,
-        release=release,
-        catalogs=catalog,
-        platforms=platform,
-        tactics=tactic,
-        threat=groups,
-    )
-
-
-ScopeDep = Annotated[Scope, Depends(get_scope)]
 
 
 @router.get("/coverage", tags=["coverage"])

@@ -16,10 +16,10 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.attack import service as attack_service
-from app.attack.models import AttackObject, Relationship, Release, TechniqueDataComponent
 from app.attack.service import TechniqueIndex
+from app.attack.tables import AttackObject, Relationship, Release, TechniqueDataComponent
 from app.catalog import service as catalog_service
-from app.catalog.models import Catalog, Rule, RuleTechnique
+from app.catalog.tables import Catalog, Rule, RuleTechnique
 from app.core.cache import BoundedCache
 from app.core.config import CoverageWeights
 from app.core.errors import InvalidInput, Location

@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import PublicUrlDep, SessionDep, SettingsDep, WriteAccess
+from app.auth.deps import WriteAccess
 from app.catalog.models import CatalogRead
+from app.core.deps import PublicUrlDep, SessionDep, SettingsDep
 from app.core.errors import Location, TooLarge
-from app.coverage.routes import ScopeDep
+from app.coverage.deps import ScopeDep
 from app.layer import service as layer_service
 from app.layer.navigator import Layer
 from app.layer.service import Kind, LayerRequest

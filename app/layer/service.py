@@ -20,7 +20,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.attack import service as attack_service
-from app.attack.models import Release, ReleaseChanges
+from app.attack.models import ReleaseChanges
+from app.attack.tables import Release
 from app.catalog import service as catalog_service
 from app.catalog.models import CatalogRead
 from app.core.config import CoverageWeights, Settings

@@ -14,10 +14,10 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.attack import service as attack_service
-from app.attack.models import Release
 from app.attack.service import ReleaseView
+from app.attack.tables import Release
 from app.catalog import service as catalog_service
-from app.catalog.models import Catalog, Rule, RuleTechnique
+from app.catalog.tables import Catalog, Rule, RuleTechnique
 from app.catalog.validate import fold_technique
 from app.core.config import CoverageWeights
 from app.coverage import service as coverage_service

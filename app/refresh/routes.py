@@ -11,8 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import Field
 
-from app.api.deps import CatalogsQuery, SessionDep, SettingsDep, WriteAccess
+from app.auth.deps import WriteAccess
+from app.catalog.deps import CatalogsQuery
 from app.core.api_model import ApiModel
+from app.core.deps import SessionDep, SettingsDep
 from app.refresh import diffing
 from app.refresh import service as refresh_service
 from app.refresh.models import ReleaseDiff

@@ -6,8 +6,8 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from app.attack.ingest import ingest_sources
-from app.attack.models import Release
 from app.attack.sources import BundleFeed
+from app.attack.tables import Release
 from app.core.config import Settings
 from app.core.progress import Step
 from app.refresh import service as refresh_service

@@ -19,19 +19,12 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from app.api.deps import (
-    CatalogsQuery,
-    DomainQuery,
-    IdPath,
-    LookupReleasesDep,
-    ReadAccess,
-    ReleaseDep,
-    SessionDep,
-    SettingsDep,
-    VersionQuery,
-)
 from app.attack import service as attack_service
+from app.attack.deps import DomainQuery, LookupReleasesDep, ReleaseDep, VersionQuery
+from app.auth.deps import ReadAccess
 from app.catalog import service as catalog_service
+from app.catalog.deps import CatalogsQuery
+from app.core.deps import IdPath, SessionDep, SettingsDep
 from app.core.errors import KbmapError
 from app.coverage import service as coverage_service
 from app.layer import service as layer_service

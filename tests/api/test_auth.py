@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from app.auth import service as auth_service
-from app.auth.models import ApiToken
+from app.auth.tables import ApiToken
 from app.core import security
 from app.core.config import Settings
 from app.main import create_app
@@ -287,7 +287,7 @@ def test_bad_token_requests_are_4xx(client: TestClient, app: FastAPI) -> None:
 def test_crashes_are_audited_and_unknown_paths_are_not(loaded_settings: Settings) -> None:
     from fastapi import APIRouter
 
-    from app.api.deps import WriteAccess
+    from app.auth.deps import WriteAccess
 
     app = create_app(loaded_settings)
     boom = APIRouter()

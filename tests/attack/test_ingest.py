@@ -13,17 +13,18 @@ from sqlalchemy import Engine, event, func, inspect, select
 from sqlmodel import Session
 
 from app.attack.ingest import ingest_sources
-from app.attack.models import (
+from app.attack.stix import ParsedRelease
+from app.attack.tables import (
     AttackObject,
     Relationship,
     Release,
     TechniqueDataComponent,
     TechniqueTactic,
 )
-from app.attack.stix import ParsedRelease
 from app.core.config import Limits
-from app.core.db import init_db, make_engine
+from app.core.db import make_engine
 from app.core.errors import InvalidInput, NotFound
+from app.models import init_db
 from tests import rawdata
 from tests.conftest import attack_file
 

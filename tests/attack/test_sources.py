@@ -102,7 +102,8 @@ def test_source_errors_are_raised_before_any_read(tmp_path: Path) -> None:
 
 def test_a_bad_bundle_in_a_folder_ingest_still_names_its_file(tmp_path: Path) -> None:
     from app.attack.ingest import ingest_sources
-    from app.core.db import init_db, make_engine
+    from app.core.db import make_engine
+    from app.models import init_db
 
     folder = _folder(tmp_path, ICS[0])
     (folder / "zz-broken.json").write_text('{"type": "bundle",\n "objects": [}')

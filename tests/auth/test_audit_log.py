@@ -18,8 +18,8 @@ from sqlmodel import Session, col, select
 
 from app.api.audit import DeniedLimit
 from app.auth import service as auth_service
-from app.auth.models import AuditEvent
-from app.catalog.models import Catalog
+from app.auth.tables import AuditEvent
+from app.catalog.tables import Catalog
 from app.core.config import Settings
 from app.core.db import make_engine
 from app.main import create_app

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from app.auth import service as auth_service
-from app.auth.models import ApiToken, AuditEvent
+from app.auth.tables import ApiToken, AuditEvent
 from app.core import security
 from app.core.config import Settings
 from app.core.errors import Conflict, InvalidInput, NotFound

@@ -11,10 +11,10 @@ from sqlalchemy import Engine, delete, func, select
 from sqlmodel import Session
 
 from app.attack import service as attack_service
-from app.attack.models import Release
+from app.attack.tables import Release
 from app.catalog import service as catalog_service
-from app.catalog.models import Catalog, Rule
 from app.catalog.source import open_source
+from app.catalog.tables import Catalog, Rule
 from app.core.config import CoverageWeights, Settings
 from app.core.db import make_engine
 from app.core.errors import InvalidInput, NotFound

@@ -13,8 +13,9 @@ from sqlalchemy import Engine, create_engine, inspect
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401
-from app.attack.models import Relationship
-from app.core.db import SCHEMA_HEAD, alembic_config, indexes_built_after, init_db, make_engine
+from app.attack.tables import Relationship
+from app.core.db import SCHEMA_HEAD, alembic_config, indexes_built_after, make_engine
+from app.models import init_db
 
 
 def test_schema_head_matches_alembic(tmp_path: Path) -> None:

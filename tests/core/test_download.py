@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from app.core.config import Settings
-from app.core.db import init_db, make_engine
+from app.core.db import make_engine
 from app.core.download import fetch
 from app.core.errors import Unavailable
+from app.models import init_db
 from app.refresh import service as refresh_service
 from tests.conftest import ATTACK_DIR, ROOT
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from app.core.db import init_db, make_engine
+from app.core.db import make_engine
+from app.models import init_db
 from app.refresh import service as refresh_service
 from app.refresh.startup import ensure_attack_loaded
 from tests.refresh.test_refresh import (

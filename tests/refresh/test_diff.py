@@ -22,9 +22,10 @@ from app.attack.ingest import ingest_sources
 from app.catalog import service as catalog_service
 from app.catalog.source import open_source
 from app.core.config import Limits, Settings
-from app.core.db import init_db, make_engine
+from app.core.db import make_engine
 from app.core.errors import NotFound
 from app.main import create_app
+from app.models import init_db
 from app.refresh.diff import MappingRow as Row
 from app.refresh.diff import stale_mappings
 from app.refresh.diffing import release_diff

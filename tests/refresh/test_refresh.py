@@ -29,12 +29,13 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
-from app.attack.models import AttackObject, Relationship, Release
+from app.attack.tables import AttackObject, Relationship, Release
 from app.auth.service import create_token
 from app.cli import refresh as refresh_cli
 from app.core.config import Settings, get_settings
-from app.core.db import init_db, make_engine
+from app.core.db import make_engine
 from app.core.errors import InvalidInput, KbmapError, NotFound, Unavailable
+from app.models import init_db
 from app.refresh import service as refresh_service
 from tests.conftest import ATTACK_DIR, ROOT
 

@@ -20,12 +20,13 @@ from sqlmodel import Session, col, select
 from app.attack import service as attack_service
 from app.attack.ingest import ingest_sources
 from app.catalog import service as catalog_service
-from app.catalog.models import Rule, RuleTechnique
+from app.catalog.tables import Rule, RuleTechnique
 from app.catalog.upgrade import upgrade_catalog
 from app.core.config import Limits, Settings
-from app.core.db import init_db, make_engine
+from app.core.db import make_engine
 from app.core.errors import InvalidInput
 from app.coverage import service as coverage_service
+from app.models import init_db
 from app.refresh.diffing import release_diff
 from app.refresh.models import ReleaseDiff
 from tests import rawdata

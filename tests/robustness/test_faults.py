@@ -27,7 +27,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from app.core.config import Limits, Settings
-from app.core.db import init_db, make_engine
+from app.core.db import make_engine
+from app.models import init_db
 from tests.conftest import (
     CATALOGS,
     LOADED,

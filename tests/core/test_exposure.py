@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.api.exposure import Exposure, reads_need_token
 from app.core.config import Settings
+from app.core.exposure import Exposure, reads_need_token
 from app.core.listeners import Listener, listening_sockets
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -38,6 +38,7 @@ def main() -> None:
     from app.core.db import make_engine
     from app.coverage import service as coverage_service
     from app.models import init_db
+    from app.technique_page import service as page_service
 
     with tempfile.TemporaryDirectory() as tmp:
         s = Settings(database_url=f"sqlite:///{tmp}/k.sqlite", environment="test")
@@ -79,7 +80,7 @@ def main() -> None:
             page = []
             for tid in ids:
                 t = time.perf_counter()
-                catalog_service.get_technique_page(session, releases=releases, attack_id=tid)
+                page_service.get_technique_page(session, releases=releases, attack_id=tid)
                 page.append(time.perf_counter() - t)
         rules = sum(c.rule_count for c in catalog_service.list_catalogs(Session(engine)))
         print(f"shared catalogs ({rules} rules), enterprise 18.1, in-process:")

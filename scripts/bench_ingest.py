@@ -59,8 +59,8 @@ def page_figures(db_url: str) -> list[str]:
     from sqlmodel import Session
 
     from app.attack import service as attack_service
-    from app.catalog import service as catalog_service
     from app.core.db import make_engine
+    from app.technique_page import service as page_service
 
     engine = make_engine(db_url)
     with Session(engine) as s:
@@ -71,11 +71,11 @@ def page_figures(db_url: str) -> list[str]:
                 s, release=releases[0], include_revoked=True, include_deprecated=True, limit=10_000
             ).items
         ]
-        catalog_service.get_technique_page(s, releases=releases, attack_id=ids[0])
+        page_service.get_technique_page(s, releases=releases, attack_id=ids[0])
         times = []
         for tid in ids:
             t = time.perf_counter()
-            catalog_service.get_technique_page(s, releases=releases, attack_id=tid)
+            page_service.get_technique_page(s, releases=releases, attack_id=tid)
             times.append(time.perf_counter() - t)
     print(
         f"technique page in-process over {len(ids)} techniques: p50 {ms(pct(times, 50))}, "

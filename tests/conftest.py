@@ -8,10 +8,12 @@ Database-backed fixtures run on SQLite and on the PostgreSQL server at KBMAP_TES
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -20,6 +22,9 @@ from sqlalchemy.engine import make_url
 from app.core.config import Limits, Settings
 from app.core.db import make_engine
 from app.models import init_db
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTACK_DIR = Path(os.environ.get("KBMAP_TEST_ATTACK_DIR", ROOT.parent / "shared" / "attack"))
@@ -225,3 +230,61 @@ def catalog_engine(catalog_sqlite_file: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{catalog_sqlite_file}")
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def catalog_client(catalog_settings: Settings) -> Iterator[TestClient]:
+    """The app on a copy of the database with the shared catalogs, with a write token (uploads
+    and deletes need one)."""
+    from fastapi.testclient import TestClient  # here: at conftest load it warns outside filters
+
+    from app.auth.service import create_token
+    from app.main import create_app
+
+    with TestClient(create_app(catalog_settings)) as c:
+        _, token = create_token(
+            c.app.state.engine, catalog_settings, name="test-writer", scopes=["write"]
+        )
+        c.headers["Authorization"] = f"Bearer {token}"
+        yield c
+
+
+# Markers: every test is `unit` or `integration`, so `pytest -m unit` is a quick loop. A test is
+# integration when its fixtures reach a database (`settings` names a file the test then builds),
+# the app, a server or a browser. A test that does so inline (a subprocess, a database on a
+# tmp_path) or reads a whole real release or catalog (seconds) carries the marker itself, or its
+# module's `pytestmark` does; the hook then keeps it.
+KINDS = ("unit", "integration")
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "pg_server",
+        "settings",
+        "loaded_sqlite_file",
+        "catalog_sqlite_file",
+        "live_server",
+        "browser",
+        "installed",
+    }
+)
+INTEGRATION_NAME = re.compile(r"client|engine|server|^db$|_db$")
+
+
+def _fixture_kind(fixturenames: list[str]) -> str:
+    """The kind a test's fixture closure implies."""
+    heavy = any(f in INTEGRATION_FIXTURES or INTEGRATION_NAME.search(f) for f in fixturenames)
+    return "integration" if heavy else "unit"
+
+
+def _kinds(item: pytest.Item) -> list[str]:
+    return [kind for kind in KINDS if item.get_closest_marker(kind)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Gives each test one kind unless it declares one; fails collection on none or both."""
+    for item in items:
+        if not _kinds(item):
+            item.add_marker(_fixture_kind(getattr(item, "fixturenames", [])))
+    wrong = [f"{item.nodeid} {_kinds(item)}" for item in items if len(_kinds(item)) != 1]
+    if wrong:
+        raise pytest.UsageError(f"tests need exactly one of {KINDS}: {wrong[:10]}")

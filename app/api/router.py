@@ -23,6 +23,7 @@ from app.core.api_model import ApiModel
 from app.coverage.routes import router as coverage_router
 from app.layer.routes import router as layer_router
 from app.refresh.routes import router as refresh_router
+from app.technique_page.routes import router as technique_page_router
 
 
 class ErrorLocation(ApiModel):
@@ -66,6 +67,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 api_router = APIRouter(responses=ERRORS, dependencies=[ReadAccess, KnownQueryOnly])
 api_router.include_router(attack_router)
+api_router.include_router(technique_page_router)
 api_router.include_router(catalog_router)
 api_router.include_router(coverage_router)
 api_router.include_router(layer_router)

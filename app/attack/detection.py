@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.attack.stix import ObjectRow, RelationshipRow
+from app.attack.stix import ParsedObject, ParsedRelationship
 
 # (technique_ref, data_component_ref, detection_strategy_ref, analytic_ref)
 LinkRow = tuple[str, str, str | None, str | None]
 
 
 def derive_links(
-    objects: list[ObjectRow], relationships: list[RelationshipRow]
+    objects: list[ParsedObject], relationships: list[ParsedRelationship]
 ) -> tuple[list[LinkRow], str]:
     """Return the links and the detection model the release uses."""
     kind_of: dict[str, str] = {}

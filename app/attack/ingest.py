@@ -7,9 +7,10 @@ release near the cost of parsing it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -18,7 +19,7 @@ from sqlmodel import col
 
 from app.attack.detection import LinkRow, derive_links
 from app.attack.sources import BundleFeed
-from app.attack.stix import ParsedRelease, parse_bundle
+from app.attack.stix import ParsedRelease, keep_alive, parse_bundle
 from app.attack.tables import (
     AttackObject,
     Relationship,
@@ -26,6 +27,7 @@ from app.attack.tables import (
     TechniqueDataComponent,
     TechniqueTactic,
 )
+from app.core.cache import caches_of
 from app.core.config import Limits
 from app.core.db import (
     bulk_insert,
@@ -71,7 +73,7 @@ def ingest_sources(
 
     `sources` may be a BundleFeed already reading (the CLI starts one before its own imports);
     the next bundle is read while the current one is parsed and written. `keep` receives what
-    was parsed instead of freeing it (see `parse_bundle`).
+    was parsed instead of freeing it (see `keep_alive`).
     """
     feed = sources if isinstance(sources, BundleFeed) else BundleFeed(sources, limits=limits)
     outcomes: list[IngestOutcome] = []
@@ -92,36 +94,55 @@ def ingest_sources(
                     sha256=sha,
                     keep=keep,
                 )
-                if keep is not None:
-                    keep.append(parsed)
-                key = (parsed.domain, parsed.version)
-                if key in seen:
-                    raise InvalidInput(
-                        f"{parsed.domain} {parsed.version} is named twice in one ingest",
-                        Location(file=parsed.source),
-                    )
-                seen.add(key)
-                existing = session.connection().scalar(  # Core: the ORM's first query costs 20 ms
-                    select(col(Release.id)).where(
-                        col(Release.domain) == parsed.domain,
-                        col(Release.version) == parsed.version,
-                    )
+                keep_alive(keep, parsed)  # freeing a parsed release costs an exiting CLI time
+                _refuse_twice(parsed, seen)
+                writing = f"writing {parsed.domain} {parsed.version}"
+                announce = partial(step, writing, 2 * index + 1, steps) if step else None
+                outcomes.append(
+                    _store(session.connection(), parsed, replace=replace, announce=announce)
                 )
-                if existing is not None and not replace:
-                    outcomes.append(_outcome(parsed, "unchanged"))
-                    continue
-                if existing is not None:
-                    session.connection().execute(delete(Release).where(col(Release.id) == existing))
-                if step:
-                    step(f"writing {parsed.domain} {parsed.version}", 2 * index + 1, steps)
-                write_release(session.connection(), parsed)
-                outcomes.append(_outcome(parsed, "replaced" if existing is not None else "loaded"))
             if step:
                 step("committing", done=steps, total=steps)
     finally:
         if new_file:
             wal_again(engine)
+    caches_of(engine).clear()
     return outcomes
+
+
+def _refuse_twice(parsed: ParsedRelease, seen: set[tuple[str, str]]) -> None:
+    key = (parsed.domain, parsed.version)
+    if key in seen:
+        raise InvalidInput(
+            f"{parsed.domain} {parsed.version} is named twice in one ingest",
+            Location(file=parsed.source),
+        )
+    seen.add(key)
+
+
+def _store(
+    connection: Connection,
+    parsed: ParsedRelease,
+    *,
+    replace: bool,
+    announce: Callable[[], object] | None,
+) -> IngestOutcome:
+    """Write one release unless it is loaded already (`replace` drops the loaded one first);
+    `announce` runs just before writing, for progress."""
+    existing = connection.scalar(  # Core: the ORM's first query costs 20 ms
+        select(col(Release.id)).where(
+            col(Release.domain) == parsed.domain,
+            col(Release.version) == parsed.version,
+        )
+    )
+    if existing is not None and not replace:
+        return _outcome(parsed, "unchanged")
+    if existing is not None:
+        connection.execute(delete(Release).where(col(Release.id) == existing))
+    if announce:
+        announce()
+    write_release(connection, parsed)
+    return _outcome(parsed, "replaced" if existing is not None else "loaded")
 
 
 def _outcome(parsed: ParsedRelease, status: str) -> IngestOutcome:

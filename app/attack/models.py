@@ -37,82 +37,11 @@ class ReleaseRead(ApiModel):
     sha256: str
 
 
-class DataComponentLink(ApiModel):
-    id: str | None
-    name: str
-    data_source: Ref | None = None
-    description: str = ""
-
-
-class LogSource(ApiModel):
-    data_component: Ref | None
-    name: str
-    channel: str
-
-
 class MutableElement(ApiModel):
     """A part of an analytic a defender is expected to tune (ATT&CK 18+)."""
 
     field: str
     description: str = ""
-
-
-class AnalyticRead(ApiModel):
-    id: str | None
-    name: str
-    platforms: list[str]
-    description: str
-    log_sources: list[LogSource]
-    mutable_elements: list[MutableElement] = pydantic.Field(default_factory=list)
-
-
-class DetectionStrategyRead(ApiModel):
-    id: str | None
-    name: str
-    analytics: list[AnalyticRead]
-
-
-class RuleRef(ApiModel):
-    """A detection rule covering a technique (filled by the catalog domain)."""
-
-    catalog: str
-    rule_id: str
-    name: str
-    title: str = ""
-    package: str | None = None
-    enabled: bool = True
-    mapped_as: str  # the technique id as written in the catalog
-    how: str  # direct | remapped
-    technique: str
-
-
-class TechniquePage(ApiModel):
-    """Everything the seed page shows for one technique, from one release."""
-
-    id: str
-    name: str
-    description: str
-    url: str | None
-    domain: str
-    version: str
-    revoked: bool
-    deprecated: bool
-    revoked_by: Ref | None
-    tactics: list[str]
-    platforms: list[str]
-    is_subtechnique: bool
-    parent: Ref | None
-    subtechniques: list[Ref]
-    detection: str
-    data_sources: list[str]
-    mitigations: list[RelatedRef]
-    data_components: list[DataComponentLink]
-    detection_strategies: list[DetectionStrategyRead]
-    groups: list[Ref]
-    software: list[Ref]
-    campaigns: list[Ref]
-    rules: list[RuleRef] = pydantic.Field(default_factory=list)
-    subtechnique_rules: list[RuleRef] = pydantic.Field(default_factory=list)
 
 
 class TechniqueRead(ApiModel):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from app.attack import service as attack_service
 from app.attack.deps import LookupReleasesDep, ReleaseDep
-from app.attack.models import ObjectRead, ObjectSummary, ReleaseRead, TacticRead, TechniqueRead
+from app.attack.models import ObjectRead, ObjectSummary, ReleaseRead, TacticRead
 from app.core.deps import IdPath, PageParams, QText, SessionDep
 from app.core.pages import Page
 
@@ -18,32 +16,6 @@ router = APIRouter()
 @router.get("/releases", tags=["releases"])
 def list_releases(session: SessionDep) -> list[ReleaseRead]:
     return attack_service.list_releases(session)
-
-
-@router.get("/techniques", tags=["techniques"])
-def list_techniques(
-    session: SessionDep,
-    release: ReleaseDep,
-    page: PageParams,
-    q: QText = None,
-    tactic: Annotated[str | None, Query(max_length=60)] = None,
-    platform: Annotated[str | None, Query(max_length=60)] = None,
-    include_revoked: bool = False,
-    include_deprecated: bool = False,
-    subtechniques: Literal["include", "exclude", "only"] = "include",
-) -> Page[TechniqueRead]:
-    return attack_service.list_techniques(
-        session,
-        release=release,
-        tactic=tactic,
-        platform=platform,
-        q=q,
-        include_revoked=include_revoked,
-        include_deprecated=include_deprecated,
-        subtechniques=subtechniques,
-        limit=page[0],
-        offset=page[1],
-    )
 
 
 @router.get("/tactics", tags=["tactics"])

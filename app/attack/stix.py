@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.attack.stix_shape import shape_problem
 from app.core.errors import InvalidInput, Issue, Location
 from app.core.limits import loads_json, maybe_gunzip
 
@@ -59,7 +61,9 @@ _COLUMN_FIELDS = frozenset(
     }
 )
 
-ObjectRow = tuple[
+# One object as ingest bulk-inserts it: (stix_id, kind, attack_id, name, description, url, created,
+# modified, revoked, deprecated, platforms, data); plain tuples, since executemany takes them as is
+ParsedObject = tuple[
     str,
     str,
     str | None,
@@ -73,7 +77,8 @@ ObjectRow = tuple[
     list[str],
     dict[str, Any],
 ]
-RelationshipRow = tuple[str, str, str, str, str, bool, bool]
+# (stix_id, relationship_type, source_ref, target_ref, description, revoked, deprecated)
+ParsedRelationship = tuple[str, str, str, str, str, bool, bool]
 
 
 @dataclass
@@ -85,10 +90,9 @@ class ParsedRelease:
     version: str
     stix_version: str
     sha256: str
-    objects: list[ObjectRow]
-    relationships: list[RelationshipRow]
+    objects: list[ParsedObject]
+    relationships: list[ParsedRelationship]
     technique_tactics: list[tuple[str, str]] = field(default_factory=list)
-    skipped: Counter[str] = field(default_factory=Counter)
 
     @property
     def version_key(self) -> int:
@@ -118,42 +122,11 @@ def _attack_ref(obj: dict[str, Any]) -> tuple[str | None, str | None]:
     return None, None
 
 
-# The fields the reader interprets, with the JSON type each must have when present; a bundle
-# whose object breaks one is refused with the object and field named (never a TypeError).
-_TEXT_FIELDS = ("name", "description", "created", "modified", "spec_version")
-_REL_TEXT_FIELDS = ("relationship_type", "source_ref", "target_ref", "description")
-_TEXT_LIST_FIELDS = ("x_mitre_platforms", "x_mitre_domains")
-
-
-def _shape_problem(obj: dict[str, Any], relationship: bool) -> str | None:
-    """What is wrong with the types of the fields the reader uses, or None."""
-    for key in _REL_TEXT_FIELDS if relationship else _TEXT_FIELDS:
-        if obj.get(key) is not None and not isinstance(obj[key], str):
-            return f"{key} is not a string"
-    if relationship:
-        return None
-    for key in _TEXT_LIST_FIELDS:
-        value = obj.get(key)
-        if value is not None and not (
-            isinstance(value, list) and all(isinstance(v, str) for v in value)
-        ):
-            return f"{key} is not a list of strings"
-    for key, text_keys in (
-        ("external_references", ("source_name", "external_id", "url")),
-        ("kill_chain_phases", ("kill_chain_name", "phase_name")),
-    ):
-        value = obj.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            return f"{key} is not a list of objects"
-        for item in value:
-            for k in text_keys:
-                if item.get(k) is not None and not isinstance(item[k], str):
-                    return f"{key}: {k} is not a string"
-            if key == "kill_chain_phases" and not isinstance(item.get("phase_name"), str):
-                return f"{key}: phase_name is missing"
-    return None
+def keep_alive(keep: list[object] | None, value: object) -> None:
+    """Hand `value` to `keep` instead of letting it be freed: a process that exits right after
+    (the CLI) saves the 0.1 s that freeing a million decoded objects costs."""
+    if keep is not None:
+        keep.append(value)
 
 
 def parse_bundle(
@@ -168,146 +141,197 @@ def parse_bundle(
     """Read one STIX bundle; collect every structural problem, then fail once with all of them.
 
     `sha256` is the JSON's hash when the caller already has it (the bundle feed hashes on its
-    reading thread). `keep`, when given, receives the decoded bundle instead of letting it be
-    freed on return: a process that exits right after (the CLI) saves the 0.1 s that freeing a
-    million objects costs.
+    reading thread). `keep`: see `keep_alive`.
     """
     data = maybe_gunzip(raw, limit=max_bytes, name=source)
     sha = sha256 or hashlib.sha256(data).hexdigest()  # of the JSON: .json and .json.gz compare
     doc = loads_json(data, name=source)
-    if keep is not None:
-        keep.append(doc)
+    keep_alive(keep, doc)
+    objects = _bundle_objects(doc, source)
+    reading = _Reading(source=source, spec=str(doc.get("spec_version") or ""))
+    for n, obj in enumerate(objects):
+        sid = _new_id(reading, n, obj)
+        if sid is not None:
+            _BUILDERS.get(obj["type"], _OTHER)(reading, sid, obj)
+    return _release(reading, sha, version)
+
+
+@dataclass
+class _Reading:
+    """What one pass over a bundle's objects collects."""
+
+    source: str
+    spec: str
+    issues: list[Issue] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    objects: list[ParsedObject] = field(default_factory=list)
+    relationships: list[ParsedRelationship] = field(default_factory=list)
+    tactics: list[tuple[str, str]] = field(default_factory=list)
+    collection: dict[str, Any] | None = None
+    matrix_domains: list[str] = field(default_factory=list)
+    object_domains: Counter[str] = field(default_factory=Counter)
+
+    def problem(self, message: str) -> None:
+        self.issues.append(Issue(message, Location(self.source, field="objects")))
+
+
+def _bundle_objects(doc: Any, source: str) -> list[Any]:
     loc = Location(file=source)
     if not isinstance(doc, dict) or doc.get("type") != "bundle":
         raise InvalidInput("not a STIX bundle (no top-level object of type 'bundle')", loc)
     objects = doc.get("objects")
     if not isinstance(objects, list):
         raise InvalidInput("not a STIX bundle ('objects' is not a list)", loc)
+    return objects
 
-    issues: list[Issue] = []
-    rows: list[ObjectRow] = []
-    rels: list[RelationshipRow] = []
-    tactics: list[tuple[str, str]] = []
-    skipped: Counter[str] = Counter()
-    ids: set[str] = set()
-    collection: dict[str, Any] | None = None
-    matrix_domains: list[str] = []
-    object_domains: Counter[str] = Counter()
-    spec = str(doc.get("spec_version") or "")
 
-    for n, obj in enumerate(objects):
-        sid = obj.get("id") if type(obj) is dict else None
-        stype = obj.get("type") if sid else None
-        if type(sid) is not str or type(stype) is not str or not sid or not stype:
-            issues.append(
-                Issue(f"object #{n} has no id or type", Location(source, field="objects"))
-            )
-            continue
-        if sid in ids:
-            issues.append(Issue(f"duplicate object id {sid}", Location(source, field="objects")))
-            continue
-        ids.add(sid)
-        if stype == "relationship":
-            # the hot loop (80% of a bundle): inline type checks, details only on failure
-            rtype, src, dst = (
-                obj.get("relationship_type"),
-                obj.get("source_ref"),
-                obj.get("target_ref"),
-            )
-            desc = obj.get("description")
-            if (
-                type(rtype) is str
-                and type(src) is str
-                and type(dst) is str
-                and (desc is None or type(desc) is str)
-            ):
-                rels.append(
-                    (
-                        sid,
-                        rtype,
-                        src,
-                        dst,
-                        desc or "",
-                        bool(obj.get("revoked", False)),
-                        bool(obj.get("x_mitre_deprecated", False)),
-                    )
-                )
-            else:
-                why = (
-                    _shape_problem(obj, True)
-                    or "relationship_type, source_ref or target_ref is missing"
-                )
-                issues.append(Issue(f"object {sid}: {why}", Location(source, field="objects")))
-            continue
-        problem = _shape_problem(obj, False)
+def _new_id(r: _Reading, n: int, obj: Any) -> str | None:
+    """The object's STIX id when it has an id and a type and the id is new; else a problem."""
+    sid = obj.get("id") if type(obj) is dict else None
+    stype = obj.get("type") if sid else None
+    if type(sid) is not str or type(stype) is not str or not sid or not stype:
+        r.problem(f"object #{n} has no id or type")
+        return None
+    if sid in r.ids:
+        r.problem(f"duplicate object id {sid}")
+        return None
+    r.ids.add(sid)
+    return sid
+
+
+def _add_relationship(r: _Reading, sid: str, obj: dict[str, Any]) -> None:
+    """The hot path (80% of a bundle): inline type checks, details only on failure."""
+    rtype, src, dst = obj.get("relationship_type"), obj.get("source_ref"), obj.get("target_ref")
+    desc = obj.get("description")
+    if (
+        type(rtype) is str
+        and type(src) is str
+        and type(dst) is str
+        and (desc is None or type(desc) is str)
+    ):
+        revoked = bool(obj.get("revoked", False))
+        deprecated = bool(obj.get("x_mitre_deprecated", False))
+        r.relationships.append((sid, rtype, src, dst, desc or "", revoked, deprecated))
+        return
+    why = shape_problem(obj, True) or "relationship_type, source_ref or target_ref is missing"
+    r.problem(f"object {sid}: {why}")
+
+
+Builder = Callable[[_Reading, str, dict[str, Any]], None]
+
+
+def _checked(build: Builder) -> Builder:
+    """Run `build` only on an object whose interpreted fields have the right JSON types."""
+
+    def run(r: _Reading, sid: str, obj: dict[str, Any]) -> None:
+        problem = shape_problem(obj, False)
         if problem:
-            issues.append(Issue(f"object {sid}: {problem}", Location(source, field="objects")))
-            continue
-        if not spec and obj.get("spec_version"):
-            spec = str(obj["spec_version"])
-        if stype == "x-mitre-collection":
-            collection = obj
-            continue
-        for d in obj.get("x_mitre_domains") or ():
-            object_domains[d] += 1
-        kind = KIND_BY_STIX_TYPE.get(stype, stype.replace("-", "_"))
-        attack_id, url = _attack_ref(obj)
-        if stype == "x-mitre-matrix" and attack_id:
-            matrix_domains.append(attack_id)
-        fields: dict[str, Any] = {
-            (k[8:] if k.startswith("x_mitre_") else k): v
-            for k, v in obj.items()
-            if k not in _COLUMN_FIELDS
-        }
-        if stype in ("malware", "tool"):
-            fields["software_type"] = stype
-        if kind == "technique":
-            for phase in obj.get("kill_chain_phases") or ():
-                if str(phase.get("kill_chain_name", "")).startswith("mitre"):
-                    tactics.append((sid, phase["phase_name"]))
-        rows.append(
-            (
-                sid,
-                kind,
-                attack_id,
-                obj.get("name") or "",
-                obj.get("description") or "",
-                url,
-                obj.get("created"),
-                obj.get("modified"),
-                bool(obj.get("revoked", False)),
-                bool(obj.get("x_mitre_deprecated", False)),
-                list(obj.get("x_mitre_platforms") or ()),
-                fields,
-            )
+            r.problem(f"object {sid}: {problem}")
+            return
+        if not r.spec and obj.get("spec_version"):
+            r.spec = str(obj["spec_version"])
+        build(r, sid, obj)
+
+    return run
+
+
+def _add_collection(r: _Reading, sid: str, obj: dict[str, Any]) -> None:
+    """The release's own description (2.1): its version, not an object to store."""
+    r.collection = obj
+
+
+def _add_object(r: _Reading, sid: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """Any object to store: its core as columns, everything else (prefix dropped) as `data`,
+    which is returned for the type's own builder to add to."""
+    for d in obj.get("x_mitre_domains") or ():
+        r.object_domains[d] += 1
+    stype = obj["type"]
+    kind = KIND_BY_STIX_TYPE.get(stype, stype.replace("-", "_"))
+    attack_id, url = _attack_ref(obj)
+    fields: dict[str, Any] = {
+        (k[8:] if k.startswith("x_mitre_") else k): v
+        for k, v in obj.items()
+        if k not in _COLUMN_FIELDS
+    }
+    r.objects.append(
+        (
+            sid,
+            kind,
+            attack_id,
+            obj.get("name") or "",
+            obj.get("description") or "",
+            url,
+            obj.get("created"),
+            obj.get("modified"),
+            bool(obj.get("revoked", False)),
+            bool(obj.get("x_mitre_deprecated", False)),
+            list(obj.get("x_mitre_platforms") or ()),
+            fields,
         )
+    )
+    return fields
 
-    for sid, rtype, src, dst, *_ in rels:
+
+def _store_object(r: _Reading, sid: str, obj: dict[str, Any]) -> None:
+    _add_object(r, sid, obj)
+
+
+def _add_technique(r: _Reading, sid: str, obj: dict[str, Any]) -> None:
+    """A technique sits under the tactics its MITRE kill-chain phases name."""
+    _add_object(r, sid, obj)
+    r.tactics += [
+        (sid, p["phase_name"])
+        for p in obj.get("kill_chain_phases") or ()
+        if str(p.get("kill_chain_name", "")).startswith("mitre")
+    ]
+
+
+def _add_software(r: _Reading, sid: str, obj: dict[str, Any]) -> None:
+    """Malware and tools are both software in ATT&CK's words; `data` keeps which."""
+    _add_object(r, sid, obj)["software_type"] = obj["type"]
+
+
+def _add_matrix(r: _Reading, sid: str, obj: dict[str, Any]) -> None:
+    """A matrix names the bundle's domain (its ATT&CK id: enterprise-attack, ...)."""
+    _add_object(r, sid, obj)
+    attack_id, _url = _attack_ref(obj)
+    if attack_id:
+        r.matrix_domains.append(attack_id)
+
+
+# STIX type → how one object of it is read; other types are stored as they are (`_OTHER`)
+_BUILDERS: dict[str, Builder] = {
+    "relationship": _add_relationship,
+    "x-mitre-collection": _checked(_add_collection),
+    "x-mitre-matrix": _checked(_add_matrix),
+    "attack-pattern": _checked(_add_technique),
+    "malware": _checked(_add_software),
+    "tool": _checked(_add_software),
+}
+_OTHER = _checked(_store_object)
+
+
+def _release(r: _Reading, sha: str, version: str | None) -> ParsedRelease:
+    """Refuse the bundle with every problem found, or name its domain and version."""
+    for sid, rtype, src, dst, *_ in r.relationships:
         for ref in (src, dst):
-            if ref not in ids:
-                issues.append(
-                    Issue(
-                        f"relationship {sid} ({rtype}) points to missing object {ref or '(none)'}",
-                        Location(source, field="objects"),
-                    )
+            if ref not in r.ids:
+                r.problem(
+                    f"relationship {sid} ({rtype}) points to missing object {ref or '(none)'}"
                 )
-    if issues:
-        raise InvalidInput(f"{issues[0].message}", loc, issues=issues)
-
-    domain = _detect_domain(matrix_domains, object_domains, source)
-    found = _detect_version(collection, source, version)
-    if not spec:
-        spec = "2.0"
+    if r.issues:
+        raise InvalidInput(f"{r.issues[0].message}", Location(file=r.source), issues=r.issues)
+    domain = _detect_domain(r.matrix_domains, r.object_domains, r.source)
+    found = _detect_version(r.collection, r.source, version)
     return ParsedRelease(
-        source=source,
+        source=r.source,
         domain=domain,
         version=found,
-        stix_version=spec,
+        stix_version=r.spec or "2.0",
         sha256=sha,
-        objects=rows,
-        relationships=rels,
-        technique_tactics=tactics,
-        skipped=skipped,
+        objects=r.objects,
+        relationships=r.relationships,
+        technique_tactics=r.tactics,
     )
 
 

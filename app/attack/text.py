@@ -1,20 +1,17 @@
-"""Pure: how a technique page reads, shared by the web page and the terminal (`kbmap technique`).
+"""Pure: how ATT&CK text reads, shared by the web page and the terminal (`kbmap technique`).
 
-ATT&CK text is markdown-ish: paragraphs, `*` bullet lists, links, `code`, **bold**, `<br>` and
+It is markdown-ish: paragraphs, `*` bullet lists, links, `code`, **bold**, `<br>` and
 `(Citation: Source)` markers. `tokens` splits one line into plain runs and those constructs, and
 `Citations` numbers the sources in order of first use, so both renderings show the same `[n]`
-and the same reference list. Rule lines follow the seed: `package: id: name: title`.
+and the same reference list.
 """
 
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
-
-from app.attack.models import RuleRef
 
 _TOKENS = re.compile(
     r"\(Citation:\s*(?P<cite>[^)]*)\)"
@@ -99,26 +96,3 @@ class Citations:
         if name not in self.names:
             self.names.append(name)
         return self.names.index(name) + 1
-
-
-def rule_line(rule: RuleRef) -> str:
-    """The seed's rule line: `package: id: name: title`, leaving out empty or repeated parts."""
-    parts: list[str] = []
-    for p in (rule.package, rule.rule_id, rule.name, rule.title):
-        if p and p not in parts:
-            parts.append(p)
-    return ": ".join(parts)
-
-
-def by_catalog(rules: Iterable[RuleRef]) -> list[tuple[str, list[RuleRef]]]:
-    grouped: dict[str, list[RuleRef]] = defaultdict(list)
-    for r in rules:
-        grouped[r.catalog].append(r)
-    return sorted(grouped.items())
-
-
-def by_technique(rules: Iterable[RuleRef]) -> list[tuple[str, list[RuleRef]]]:
-    grouped: dict[str, list[RuleRef]] = defaultdict(list)
-    for r in rules:
-        grouped[r.technique].append(r)
-    return sorted(grouped.items())

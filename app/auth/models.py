@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from pydantic import ConfigDict
 from pydantic import Field as PydanticField
 
 from app.core.api_model import ApiModel
@@ -40,6 +41,29 @@ class TokenCreated(TokenRead):
     token: str
 
 
+Scalar = str | int | float | bool | None
+
+
+class RequestDetail(ApiModel):
+    """What an API request's event records (`api/audit.py`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: int
+    path: str
+    client: str | None  # the client's address, when the server knows it
+
+
+class CommandDetail(ApiModel):
+    """What a CLI command's event records (`cli/audit.py`): its plain arguments (paths as text,
+    other objects as their type's name), and what ended it, if it failed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arguments: dict[str, Scalar | list[Scalar]]
+    error: str | None = PydanticField(default=None, exclude_if=lambda v: v is None)
+
+
 class AuditEventRead(ApiModel):
     id: int
     at: datetime
@@ -47,4 +71,7 @@ class AuditEventRead(ApiModel):
     action: str
     target: str
     outcome: str
-    detail: dict[str, Any]
+    # an event of another shape (none is written today) is passed through as it was stored
+    detail: RequestDetail | CommandDetail | dict[str, Any] = PydanticField(
+        union_mode="left_to_right"
+    )

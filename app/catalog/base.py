@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Issue, Location
+
+if TYPE_CHECKING:
+    from app.catalog.telemetry import FormatTelemetry
 
 # C0 and C1 controls, DEL and the Unicode line separators: never part of an id or a title, and
 # each breaks some reader (openpyxl refuses them, terminals obey escapes, Navigator files).
@@ -83,11 +86,14 @@ class CatalogSource(Protocol):
 
 
 class Importer(Protocol):
-    """A catalog format: describes itself, recognises its input cheaply, parses it purely."""
+    """A catalog format: describes itself, recognises its input cheaply, parses it purely, and
+    says how its rules' log sources link to telemetry (app/catalog/registry.py lists what a new
+    format provides)."""
 
     format_id: ClassVar[str]
     title: ClassVar[str]
     file_patterns: ClassVar[tuple[str, ...]]
+    telemetry: ClassVar[FormatTelemetry | None]
 
     def sniff(self, source: CatalogSource) -> bool: ...
 

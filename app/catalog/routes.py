@@ -1,17 +1,13 @@
-"""Catalog routes: upload, list, show, delete, export; rules; the technique page with its rules."""
+"""Catalog routes: upload, list, show, delete, export, upgrade; rules."""
 
 from __future__ import annotations
 
 import json
-from functools import partial
 from typing import Annotated, Any, Literal
 
-import anyio
 from fastapi import APIRouter, Form, Path, Query, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from app.attack.deps import DomainQuery, VersionQuery
-from app.attack.models import TechniquePage
 from app.auth.deps import WriteAccess
 from app.catalog import service as catalog_service
 from app.catalog import upgrade as catalog_upgrade
@@ -21,7 +17,7 @@ from app.catalog.models import CatalogRead, RuleRead
 from app.catalog.source import source_from_bytes
 from app.catalog.upgrade import UpgradeReport
 from app.core.config import Settings
-from app.core.deps import IdPath, PageParams, QText, SessionDep, SettingsDep
+from app.core.deps import PageParams, QText, SessionDep, SettingsDep
 from app.core.errors import Location, TooLarge
 from app.core.pages import Page
 
@@ -54,32 +50,6 @@ def _export_content() -> dict[str, Any]:
         MEDIA["csv"]: {"schema": {"type": "string"}},
         MEDIA["json"]: {"schema": _inline_defs(schema, schema.get("$defs", {}))},
     }
-
-
-@router.get("/techniques/{attack_id}", tags=["techniques"], response_model=TechniquePage)
-async def get_technique(
-    request: Request,
-    attack_id: IdPath,
-    domain: DomainQuery = None,
-    version: VersionQuery = None,
-    catalog: CatalogsQuery = None,
-) -> Response:
-    """The technique page: JSON rendered once per release and catalog state, then served from
-    the page cache (FastAPI's re-validation of the response model is skipped on purpose).
-
-    Async, with the whole read in one hop to the page threads (`PAGE_THREADS` in app.main): sync
-    session, release and endpoint dependencies would be four hops per request, and every database
-    call in them gives up the GIL and may wait a switch interval (5 ms) to get it back."""
-    read = partial(
-        catalog_service.technique_page_json,
-        request.app.state.engine,
-        attack_id=attack_id,
-        domain=domain,
-        version=version,
-        catalogs=catalog,
-    )
-    body = await anyio.to_thread.run_sync(read, limiter=request.app.state.page_threads)
-    return Response(body, media_type="application/json")
 
 
 @router.post(

@@ -29,7 +29,11 @@ class Catalog(SQLModel, table=True):
     source: str
     sha256: str
     imported_at: datetime
+    # bumped by every write of the catalog's rules (import, upgrade): with `id`, the key of every
+    # cache of catalog-derived data (`catalog_key`)
+    revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     rule_count: int
+    # an `ImportReport` as JSON (`models.ImportReport`: model_dump to write, model_validate to read)
     report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 

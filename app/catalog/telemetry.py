@@ -1,33 +1,36 @@
 """Which ATT&CK data components (and 18+ analytic log sources) a rule's log sources provide.
 
 Coverage needs this to say "a rule exists, but the telemetry it needs is not collected". The
-knowledge lives in kb/mappings/log-sources.yaml (data, with its sources); this module only loads
-it into lower-cased dict lookups, so linking a rule costs a few dict probes per log-source entry
-(thousands of rules are linked at import). Pure: no database, no network.
+knowledge lives in kb/mappings/log-sources.yaml (data, with its sources). This module loads its
+format-neutral part (ATT&CK data components, Windows channels and their events) and runs the
+machinery; each catalog format brings the rest as its importer's `telemetry` (a FormatTelemetry:
+its section of the tables and the code that matches its log-source entries), so a format, a
+plugin's too, is one file. Tables are lower-cased dict lookups, so linking a rule costs a few
+dict probes per log-source entry (thousands of rules are linked at import). Pure: no database,
+no network.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
+from app.catalog import registry
 from app.core.errors import InvalidInput, Location
 
 AnalyticKey = tuple[str, str]  # ATT&CK (log-source name, channel), e.g. ("WinEventLog:Sysmon", ...)
 _EVENT_CODES = re.compile(r"(?:EventCode=|,)\s*(\d+)")
 _ES_TYPE = re.compile(r"ES_EVENT_TYPE_\w+")
-_INDEX_TAIL = "*-_. "
-_SECTIONS = {"version", "components", "channels", "events", "event_overrides"}
-_SECTIONS |= {"sigma", "splunk", "elastic"}
-_SPLUNK_KEYS = {"event_prefixes", "data_sources", "name_prefixes"}
+_NEUTRAL = {"version", "components", "channels", "events", "event_overrides"}
 
 
 @dataclass(frozen=True)
-class _Hit:
+class Hit:
     """What one table entry yields: the matched key shown to users, components, analytic keys."""
 
     key: str
@@ -36,24 +39,53 @@ class _Hit:
     coarse: bool = False  # a whole channel / product: dropped when a rule has a precise hit
 
 
+class Reader(Protocol):
+    """A format's loaded tables, asked about one log-source entry of the keys it reads."""
+
+    def hits(self, e: dict[str, str], raw: dict[str, str], t: LogSourceMap) -> list[Hit]:
+        """`e`: the entry's non-empty values lower-cased, `raw`: as written (for matched keys)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FormatTelemetry:
+    """What a format brings to linking, as its importer's `telemetry` (pySigma's backends carry
+    their pipeline the same way): the log-source entry keys it reads, and `load`, which checks
+    its section of the tables (None when it has none) and returns the Reader for those keys."""
+
+    keys: frozenset[str]
+    load: Callable[[Loader, Any, LogSourceMap], Reader]
+    section: str | None = None  # its top-level key in the tables file
+    file: str | None = None  # None: log-sources.yaml; a plugin's own file (absolute, or beside)
+
+
 @dataclass(frozen=True, eq=False)
 class LogSourceMap:
     """The loaded tables, keyed by lower-cased names so matching is case-insensitive."""
 
     components: dict[str, str]  # lower-cased name -> ATT&CK spelling
     channel_names: dict[str, str]  # any spelling of a channel/provider -> channel id
-    channels: dict[str, _Hit]  # channel id -> components when no event id is given
-    events: dict[tuple[str, str], _Hit]  # (channel id, event id) -> hit
-    sigma_categories: dict[str, _Hit]  # "product/category" ("*" = any product)
-    sigma_services: dict[str, _Hit]  # "product/service"
-    sigma_products: dict[str, _Hit]
-    splunk_prefixes: dict[str, str]  # "sysmon eventid" -> channel id
-    data_sources: dict[str, _Hit]  # Splunk data_source / Elastic "Data Source:" names
-    name_prefixes: dict[str, str]  # "aws cloudtrail" -> key of data_sources
-    indexes: dict[str, _Hit]  # normalised Elastic index pattern -> hit
+    channels: dict[str, Hit]  # channel id -> components when no event id is given
+    events: dict[tuple[str, str], Hit]  # (channel id, event id) -> hit
+    readers: tuple[tuple[frozenset[str], Reader], ...] = ()  # each format's, registry order
+
+    def channel_hit(self, source: str, event_id: str | None) -> Hit | None:
+        """A provider / channel / Windows service name, with or without an event id."""
+        if (cid := self.channel_names.get(source)) is None:
+            return None
+        return self.channels[cid] if event_id is None else self.events.get((cid, event_id))
+
+    def first_hit(self, key: str, value: str, original: str) -> Hit | None:
+        """`value` read as an entry's `key` by the formats that read that key, first hit wins
+        (the canonical format's free text is tried as a data-source name so)."""
+        e, raw = {key: value}, {key: original}
+        for keys, reader in self.readers:
+            if key in keys and (hits := reader.hits(e, raw, self)):
+                return hits[0]
+        return None
 
 
-class _Loader:
+class Loader:
     """Checks the YAML while building lookups; InvalidInput names the file and the field."""
 
     def __init__(self, path: Path) -> None:
@@ -61,8 +93,22 @@ class _Loader:
         self.components: dict[str, str] = {}
         self.attack: dict[str, list[str]] = {}  # channel id -> its ATT&CK log-source names
 
+    def at(self, path: Path) -> Loader:
+        """The same checks, with errors naming another file (a plugin's own tables)."""
+        other = Loader(path)
+        other.components, other.attack = self.components, self.attack
+        return other
+
     def fail(self, where: str, message: str) -> InvalidInput:
         return InvalidInput(message, Location(file=self.file, field=where))
+
+    def read(self, path: Path, sections: set[str]) -> dict[str, Any]:
+        """The file's top-level mapping, holding only `sections`."""
+        try:
+            raw = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise self.fail("", f"cannot read log-source tables: {exc}") from exc
+        return self.mapping(raw, "(top level)", sections)
 
     def mapping(self, value: Any, where: str, keys: set[str] | None = None) -> dict[str, Any]:
         if value is None:
@@ -93,10 +139,10 @@ class _Loader:
         names = self.attack.get(channel, []) if event_id.isdigit() else []
         return {(name, f"EventCode={event_id}") for name in names}
 
-    def hit(self, key: str, value: Any, where: str, coarse: bool = False) -> _Hit:
+    def hit(self, key: str, value: Any, where: str, coarse: bool = False) -> Hit:
         """An entry: a component list, or {components, analytics, events, coarse}."""
         if isinstance(value, list):
-            return _Hit(key, self.names(value, where), coarse=coarse)
+            return Hit(key, self.names(value, where), coarse=coarse)
         spec = self.mapping(value, where, {"components", "analytics", "events", "coarse"})
         pairs = spec.get("analytics") or []
         if not isinstance(pairs, list) or not all(
@@ -111,15 +157,16 @@ class _Loader:
                 raise self.fail(f"{where}.events", f"unknown channel in {ref!r}")
             keys |= self.event_keys(channel, event_id)
         comps = self.names(spec.get("components"), where)
-        return _Hit(key, comps, frozenset(keys), bool(spec.get("coarse", coarse)))
+        return Hit(key, comps, frozenset(keys), bool(spec.get("coarse", coarse)))
 
-    def table(self, value: Any, where: str, label: str, coarse: bool = False) -> dict[str, _Hit]:
+    def table(self, value: Any, where: str, label: str, coarse: bool = False) -> dict[str, Hit]:
+        """A `name: entry` section as lower-cased name -> Hit keyed "<label><name>"."""
         return {
             name.lower(): self.hit(f"{label}{name}", spec, f"{where}.{name}", coarse)
             for name, spec in self.mapping(value, where).items()
         }
 
-    def channels(self, value: Any) -> tuple[dict[str, str], dict[str, _Hit]]:
+    def channels(self, value: Any) -> tuple[dict[str, str], dict[str, Hit]]:
         """(any spelling -> channel id, channel id -> its components when no event id)."""
         specs = {
             cid: self.mapping(spec, f"channels.{cid}", {"key", "attack", "names", "components"})
@@ -127,21 +174,21 @@ class _Loader:
         }
         self.attack = {c: self.strings(s.get("attack"), f"channels.{c}") for c, s in specs.items()}
         names: dict[str, str] = {}
-        hits: dict[str, _Hit] = {}
+        hits: dict[str, Hit] = {}
         for cid, spec in specs.items():
             key = spec.get("key")
             if not isinstance(key, str) or not key:
                 raise self.fail(f"channels.{cid}.key", "expected a non-empty string")
             comps = self.names(spec.get("components"), f"channels.{cid}")
-            hits[cid] = _Hit(key, comps, coarse=True)
+            hits[cid] = Hit(key, comps, coarse=True)
             for name in [cid, *self.strings(spec.get("names"), f"channels.{cid}.names")]:
                 if names.setdefault(name.lower(), cid) != cid:
                     raise self.fail(f"channels.{cid}.names", f"{name!r} names two channels")
         return names, hits
 
-    def events(self, doc: dict[str, Any], channels: dict[str, _Hit]) -> dict[tuple[str, str], _Hit]:
+    def events(self, doc: dict[str, Any], channels: dict[str, Hit]) -> dict[tuple[str, str], Hit]:
         """Derived `events`, then `event_overrides` (replace an id; an empty list drops it)."""
-        out: dict[tuple[str, str], _Hit] = {}
+        out: dict[tuple[str, str], Hit] = {}
         for section in ("events", "event_overrides"):
             for cid, rows in self.mapping(doc.get(section), section).items():
                 if cid not in channels:
@@ -151,131 +198,50 @@ class _Loader:
                     eid, where = event_id.lower(), f"{section}.{cid}.{event_id}"
                     hit = self.hit(f"{channels[cid].key}{sep}{event_id}", value, where)
                     keys = hit.analytics or frozenset(self.event_keys(cid, eid))
-                    out[(cid, eid)] = _Hit(hit.key, hit.components, keys, hit.coarse)
+                    out[(cid, eid)] = Hit(hit.key, hit.components, keys, hit.coarse)
                     if not hit.components:  # an override with [] drops a misfiled id
                         del out[(cid, eid)]
         return out
 
 
-def load_log_source_map(path: Path) -> LogSourceMap:
-    """Read and check the tables; InvalidInput names the file and field on a bad structure."""
-    ld = _Loader(path)
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ld.fail("", f"cannot read log-source tables: {exc}") from exc
-    doc = ld.mapping(raw, "(top level)", _SECTIONS)
+def load_log_source_map(
+    path: Path, formats: Iterable[FormatTelemetry] | None = None
+) -> LogSourceMap:
+    """Read and check the neutral tables in `path`, then each format's section (the registry's
+    formats unless given); InvalidInput names the file and field on a bad structure."""
+    specs = list(registry.telemetry() if formats is None else formats)
+    ld = Loader(path)
+    own = {s.section for s in specs if s.section and s.file is None}
+    doc = ld.read(path, _NEUTRAL | own)
     ld.components = {n.lower(): n for n in ld.strings(doc.get("components"), "components")}
     channel_names, channels = ld.channels(doc.get("channels"))
-    sigma = ld.mapping(doc.get("sigma"), "sigma", {"categories", "services", "products"})
-    splunk = ld.mapping(doc.get("splunk"), "splunk", _SPLUNK_KEYS)
-    elastic = ld.mapping(doc.get("elastic"), "elastic", {"indexes", "data_sources"})
-    data_sources = ld.table(splunk.get("data_sources"), "splunk.data_sources", "splunk:")
-    elastic_names = ld.table(elastic.get("data_sources"), "elastic.data_sources", "elastic:", True)
-    for name, hit in elastic_names.items():
-        if data_sources.setdefault(name, hit) is not hit:
-            raise ld.fail(f"elastic.data_sources.{name}", "also under splunk.data_sources")
-    prefixes = ld.mapping(splunk.get("event_prefixes"), "splunk.event_prefixes")
-    names = ld.mapping(splunk.get("name_prefixes"), "splunk.name_prefixes")
-    if bad := [v for v in prefixes.values() if v not in channels]:
-        raise ld.fail("splunk.event_prefixes", f"unknown channels {bad}")
-    if bad := [v for v in names.values() if str(v).lower() not in data_sources]:
-        raise ld.fail("splunk.name_prefixes", f"unknown data sources {bad}")
-    indexes = ld.table(elastic.get("indexes"), "elastic.indexes", "elastic:").values()
-    services = ld.table(sigma.get("services"), "sigma.services", "sigma:", True)
-    for name, cid in channel_names.items():  # product: windows services are channels
-        hit = _Hit(f"sigma:windows/service/{name}", channels[cid].components, coarse=True)
-        services.setdefault(f"windows/{name}", hit)
-    return LogSourceMap(
-        components=ld.components,
-        channel_names=channel_names,
-        channels=channels,
-        events=ld.events(doc, channels),
-        sigma_categories=ld.table(sigma.get("categories"), "sigma.categories", "sigma:"),
-        sigma_services=services,
-        sigma_products=ld.table(sigma.get("products"), "sigma.products", "sigma:", True),
-        splunk_prefixes={k.lower(): v for k, v in prefixes.items()},
-        data_sources=data_sources,
-        name_prefixes={k.lower(): str(v).lower() for k, v in names.items()},
-        indexes={h.key.removeprefix("elastic:").lower().rstrip(_INDEX_TAIL): h for h in indexes},
-    )
+    neutral = LogSourceMap(ld.components, channel_names, channels, ld.events(doc, channels))
+    readers = [(s.keys, _load_format(s, ld, doc, neutral)) for s in specs]
+    return replace(neutral, readers=tuple(readers))
 
 
-def _channel_hit(t: LogSourceMap, source: str, event_id: str | None) -> _Hit | None:
-    """A provider / channel / Windows service name, with or without an event id."""
-    if (cid := t.channel_names.get(source)) is None:
-        return None
-    return t.channels[cid] if event_id is None else t.events.get((cid, event_id))
+def _load_format(
+    spec: FormatTelemetry, ld: Loader, doc: dict[str, Any], neutral: LogSourceMap
+) -> Reader:
+    """One format's reader, from its section of log-sources.yaml or of its own file."""
+    if spec.section is not None and spec.file is not None:
+        path = Path(ld.file).parent / spec.file
+        ld = ld.at(path)
+        doc = ld.read(path, {"version", spec.section})
+    return spec.load(ld, doc.get(spec.section) if spec.section else None, neutral)
 
 
-def _sigma_hits(t: LogSourceMap, e: dict[str, str]) -> list[_Hit]:
-    product, category, service = e.get("product", "*"), e.get("category"), e.get("service")
-    cats, services, hits = t.sigma_categories, t.sigma_services, []
-    if category and (hit := cats.get(f"{product}/{category}") or cats.get(f"*/{category}")):
-        hits.append(hit)
-    svc = None if "event_id" in e and product == "windows" else service  # _hits: channel event
-    if svc and (hit := services.get(f"{product}/{svc}") or services.get(f"*/{svc}")):
-        hits.append(hit)
-    if not category and not service and (hit := t.sigma_products.get(product)):
-        hits.append(hit)
-    return hits
-
-
-def _data_source_hit(t: LogSourceMap, text: str, original: str) -> _Hit | None:
-    """Splunk "<prefix> <event id>" names, then exact names, then "<known source> <anything>"."""
-    head, _, tail = text.rpartition(" ")
-    if (cid := t.splunk_prefixes.get(head)) and (hit := t.events.get((cid, tail))):
-        return _Hit(f"splunk:{original}", hit.components, hit.analytics, hit.coarse)
-    if hit := t.data_sources.get(text):
-        return hit
-    words = text.split(" ")
-    for n in range(len(words) - 1, 0, -1):
-        if (name := t.name_prefixes.get(" ".join(words[:n]))) is not None:
-            return _Hit(f"splunk:{original}", t.data_sources[name].components, coarse=True)
-    return None
-
-
-def _index_hit(t: LogSourceMap, pattern: str) -> _Hit | None:
-    key = pattern.rstrip(_INDEX_TAIL)
-    while key:
-        if hit := t.indexes.get(key):
-            return hit
-        cut = max(key.rfind(c) for c in ".-_")
-        key = key[:cut].rstrip(_INDEX_TAIL) if cut > 0 else ""
-    return None
-
-
-def _text_hit(t: LogSourceMap, text: str, original: str) -> _Hit | None:
-    """Canonical free text: "Provider:EventID", a channel, a data-source or component name."""
-    source, _, event_id = text.rpartition(":")
-    hit = _channel_hit(t, source.strip(), event_id.strip()) if source else None
-    hit = hit or _channel_hit(t, text, None) or _data_source_hit(t, text, original)
-    if hit is None and (name := t.components.get(text.rpartition(": ")[2])):
-        hit = _Hit(f"text:{original}", (name,))
-    return hit
-
-
-def _hits(entry: dict[str, str], t: LogSourceMap) -> list[_Hit]:
+def _hits(entry: dict[str, str], t: LogSourceMap) -> list[Hit]:
     raw = {k.lower(): v.strip() for k, v in entry.items() if isinstance(v, str) and v.strip()}
     e = {k: v.lower() for k, v in raw.items()}
-    hits: list[_Hit] = []
-    source = e.get("provider") or e.get("channel")
-    if source is None and "event_id" in e and e.get("product") == "windows":
-        source = e.get("service")  # a Sigma-style windows service with an event id
-    if source is not None and (hit := _channel_hit(t, source, e.get("event_id"))):
-        hits.append(hit)
-    if "product" in e or "category" in e or "service" in e:
-        hits += _sigma_hits(t, e)
-    if "index" in e and (hit := _index_hit(t, e["index"])):
-        hits.append(hit)
-    if "data_source" in e and (hit := _data_source_hit(t, e["data_source"], raw["data_source"])):
-        hits.append(hit)
-    if "text" in e and (hit := _text_hit(t, e["text"], raw["text"])):
-        hits.append(hit)
+    hits: list[Hit] = []
+    for keys, reader in t.readers:
+        if not keys.isdisjoint(e):
+            hits += reader.hits(e, raw, t)
     return hits
 
 
-def _rule_hits(log_sources: list[dict[str, str]], t: LogSourceMap) -> list[_Hit]:
+def _rule_hits(log_sources: list[dict[str, str]], t: LogSourceMap) -> list[Hit]:
     """A rule's hits; whole-channel / whole-product ones only if nothing more precise matched
     (an Elastic rule's "Data Source: Elastic Defend" tag beside its process index)."""
     hits = [hit for entry in log_sources for hit in _hits(entry, t)]

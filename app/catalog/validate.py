@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from app.attack.service import TechniqueIndex
 from app.catalog.base import ParsedCatalog, ParsedRule
+from app.catalog.models import (
+    OUTCOMES,
+    MappingExample,
+    OutcomeCounts,
+    TacticMismatchExample,
+    ValidationReport,
+)
 
 _TECHNIQUE = re.compile(r"(?<![A-Za-z0-9])[Tt](\d{4})(?:[./_](\d{3}))?(?!\d)")
 _TACTIC_ID = re.compile(r"^TA\d{4}$", re.IGNORECASE)
@@ -65,93 +71,91 @@ class ValidatedRule:
 @dataclass
 class Validation:
     rules: list[ValidatedRule]
-    report: dict[str, Any] = field(default_factory=dict)
+    report: ValidationReport
 
 
 def validate_catalog(parsed: ParsedCatalog, index: TechniqueIndex) -> Validation:
+    """Every rule with its mappings checked against `index`, and the counts of what was found."""
     folder = tactic_folder(index)
-    out: list[ValidatedRule] = []
-    outcomes: Counter[str] = Counter()
-    examples: dict[str, list[dict[str, Any]]] = {}
-    tactic_warnings: list[dict[str, Any]] = []
     unknown_tactics: Counter[str] = Counter()
-    unmapped = 0
-    for rule in parsed.rules:
-        rule_tactics = []
-        for t in rule.tactics:
-            folded = folder.get(_key(t))
-            if folded is None:
-                unknown_tactics[t] += 1
-            rule_tactics.append(folded or t)
-        mappings = [_check(w, index, folder) for w in _unique(rule.techniques)]
-        known_rule_tactics = {t for t in rule_tactics if t in folder.values()}
-        for m in mappings:
-            info = index.techniques.get(m.technique or "")
-            if (
-                info
-                and m.outcome in ("ok", "remapped")
-                and m.tactic is None
-                and known_rule_tactics
-                and not known_rule_tactics & set(info.tactics)
-            ):
-                m.tactic_ok = False
-                m.note = (m.note + "; " if m.note else "") + (
-                    f"rule tactics {sorted(known_rule_tactics)} are not tactics of {info.id}"
-                )
+    out = [_validate_rule(rule, index, folder, unknown_tactics) for rule in parsed.rules]
+    return Validation(rules=out, report=_report(out, index, unknown_tactics))
+
+
+def _validate_rule(
+    rule: ParsedRule, index: TechniqueIndex, folder: dict[str, str], unknown: Counter[str]
+) -> ValidatedRule:
+    """Fold the rule's tactics (counting unknown ones), check each distinct mapping, and flag a
+    mapping with no pin whose technique is under none of the rule's known tactics."""
+    rule_tactics = []
+    for t in rule.tactics:
+        folded = folder.get(_key(t))
+        if folded is None:
+            unknown[t] += 1
+        rule_tactics.append(folded or t)
+    mappings = [_check(w, index, folder) for w in _unique(rule.techniques)]
+    known_rule_tactics = {t for t in rule_tactics if t in folder.values()}
+    for m in mappings:
+        info = index.techniques.get(m.technique or "")
+        if (
+            info
+            and m.outcome in ("ok", "remapped")
+            and m.tactic is None
+            and known_rule_tactics
+            and not known_rule_tactics & set(info.tactics)
+        ):
+            m.tactic_ok = False
+            m.note = (m.note + "; " if m.note else "") + (
+                f"rule tactics {sorted(known_rule_tactics)} are not tactics of {info.id}"
+            )
+    return ValidatedRule(rule=rule, mappings=mappings, tactics=rule_tactics)
+
+
+def _report(
+    out: list[ValidatedRule], index: TechniqueIndex, unknown_tactics: Counter[str]
+) -> ValidationReport:
+    outcomes: Counter[str] = Counter()
+    examples: dict[str, list[MappingExample]] = {}
+    tactic_warnings: list[TacticMismatchExample] = []
+    for r in out:
+        for m in r.mappings:
             outcomes[m.outcome] += 1
             bucket = examples.setdefault(m.outcome, [])
             if len(bucket) < EXAMPLES:
-                bucket.append(
-                    {
-                        "rule_id": rule.rule_id,
-                        "written": m.written,
-                        "technique": m.technique,
-                        "note": m.note,
-                    }
-                )
+                bucket.append(mapping_example(r.rule.rule_id, m))
             if not m.tactic_ok and len(tactic_warnings) < EXAMPLES:
                 tactic_warnings.append(
-                    {"rule_id": rule.rule_id, "written": m.written, "note": m.note}
+                    TacticMismatchExample(rule_id=r.rule.rule_id, written=m.written, note=m.note)
                 )
-        if not mappings:
-            unmapped += 1
-        out.append(ValidatedRule(rule=rule, mappings=mappings, tactics=rule_tactics))
-    covered = {
-        m.technique
-        for r in out
-        for m in r.mappings
-        if m.outcome in ("ok", "remapped") and m.technique
-    }
-    report = {
-        "release": f"{index.domain} {index.version}",
-        "rules": len(out),
-        "rules_with_technique": sum(1 for r in out if r.mappings),  # naming one, any outcome
-        "rules_without_technique": unmapped,
-        # rules with a technique mapped to a live one of the release (ok or remapped): what the
-        # coverage summary and the home page call "rules mapped"
-        "rules_mapped": sum(
-            1 for r in out if any(m.outcome in ("ok", "remapped") for m in r.mappings)
-        ),
-        "distinct_techniques_written": len(
+    placed = ("ok", "remapped")
+    covered = {m.technique for r in out for m in r.mappings if m.outcome in placed and m.technique}
+    return ValidationReport(
+        release=f"{index.domain} {index.version}",
+        rules=len(out),
+        rules_with_technique=sum(1 for r in out if r.mappings),
+        rules_without_technique=sum(1 for r in out if not r.mappings),
+        rules_mapped=sum(1 for r in out if any(m.outcome in placed for m in r.mappings)),
+        distinct_techniques_written=len(
             {w for r in out for m in r.mappings if (w := fold_technique(m.written)[0]) is not None}
         ),
-        # techniques with a mapped rule, whatever its weight; coverage's "covered" is score > 0
-        "techniques_mapped": len(covered),
-        "distinct_techniques_covered": len(covered),  # the old name of techniques_mapped
-        "mappings": sum(outcomes.values()),
-        "outcomes": {
-            k: outcomes.get(k, 0)
-            for k in ("ok", "remapped", "deprecated", "unknown", "wrong_domain", "unparsable")
-        },
-        "rules_with_unknown": sum(
-            1 for r in out if any(m.outcome == "unknown" for m in r.mappings)
-        ),
-        "tactic_mismatches": sum(1 for r in out for m in r.mappings if not m.tactic_ok),
-        "unknown_tactics": dict(unknown_tactics.most_common(20)),
-        "examples": examples,
-        "tactic_mismatch_examples": tactic_warnings,
-    }
-    return Validation(rules=out, report=report)
+        techniques_mapped=len(covered),
+        distinct_techniques_covered=len(covered),
+        mappings=sum(outcomes.values()),
+        outcomes=outcome_counts(outcomes),
+        rules_with_unknown=sum(1 for r in out if any(m.outcome == "unknown" for m in r.mappings)),
+        tactic_mismatches=sum(1 for r in out for m in r.mappings if not m.tactic_ok),
+        unknown_tactics=dict(unknown_tactics.most_common(20)),
+        examples=examples,
+        tactic_mismatch_examples=tactic_warnings,
+    )
+
+
+def outcome_counts(counts: Counter[str]) -> OutcomeCounts:
+    return OutcomeCounts(**{k: counts.get(k, 0) for k in OUTCOMES})
+
+
+def mapping_example(rule_id: str, m: Mapping) -> MappingExample:
+    return MappingExample(rule_id=rule_id, written=m.written, technique=m.technique, note=m.note)
 
 
 def _unique(items: list[str]) -> list[str]:

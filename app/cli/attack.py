@@ -93,7 +93,7 @@ def releases(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
         return
     from rich.table import Table
 
-    from app.cli.render import print_table
+    from app.cli.terminal import print_table
 
     table = Table(
         "domain", "version", "STIX", "detection model", "techniques", "objects", "default"
@@ -121,12 +121,12 @@ def technique(
     from sqlmodel import Session
 
     from app.attack import service as attack_service
-    from app.catalog import service as catalog_service
-    from app.cli.render import print_technique
+    from app.cli.terminal import print_technique
+    from app.technique_page import service as page_service
 
     with Session(engine()) as session:
         releases = attack_service.releases_for_lookup(session, domain=domain, version=version)
-        page = catalog_service.get_technique_page(session, releases=releases, attack_id=attack_id)
+        page = page_service.get_technique_page(session, releases=releases, attack_id=attack_id)
     if json_out:
         echo_json(page)
     else:

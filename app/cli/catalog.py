@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from app.catalog.registry import BUILTINS  # light: names the built-ins, imports none
 from app.cli.audit import audited
 from app.cli.common import echo_json, engine, progress, settings
 
@@ -27,9 +28,7 @@ def import_(
     ],
     format: Annotated[
         str,
-        typer.Option(
-            "--format", "-f", help="auto, canonical, sigma, maxpatrol-xp, elastic, splunk"
-        ),
+        typer.Option("--format", "-f", help=", ".join(["auto", *BUILTINS])),
     ] = "auto",
     name: Annotated[
         str | None, typer.Option(help="catalog name (default: from the catalog or file name)")
@@ -53,7 +52,7 @@ def import_(
     if json_out:
         echo_json(result.catalog)
         return
-    from app.cli.render import print_import_report
+    from app.cli.terminal import print_import_report
 
     print_import_report(result.catalog, replaced=result.replaced)
 
@@ -114,7 +113,7 @@ def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
         return
     from rich.table import Table
 
-    from app.cli.render import print_table
+    from app.cli.terminal import print_table
 
     table = Table("name", "format", "rules", "naming a technique", "validated against", "imported")
     for c in rows:
@@ -122,7 +121,7 @@ def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
             c.name,
             c.format_id,
             str(c.rule_count),
-            str(c.report.get("rules_with_technique", "")),
+            str(c.report.rules_with_technique),
             f"{c.domain} {c.attack_version}",
             c.imported_at.strftime("%Y-%m-%d %H:%M"),
         )
@@ -135,7 +134,7 @@ def show(name: str, json_out: Annotated[bool, typer.Option("--json")] = False) -
     from sqlmodel import Session
 
     from app.catalog import service as catalog_service
-    from app.cli.render import print_import_report
+    from app.cli.terminal import print_import_report
 
     with Session(engine()) as session:
         c = catalog_service.get_catalog(session, name=name)

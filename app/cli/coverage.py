@@ -9,6 +9,7 @@ import typer
 if TYPE_CHECKING:
     from sqlmodel import Session
 
+    from app.coverage.models import CatalogComparison, CoverageSummary
     from app.coverage.service import Scope
 
 from app.cli.common import echo_json, engine, settings
@@ -74,11 +75,8 @@ def coverage(
     json_out: Json = False,
 ) -> None:
     """Coverage summary (overall, per tactic, per platform, per catalog), or --a/--b comparison."""
-    from rich.console import Console
-    from rich.table import Table
     from sqlmodel import Session
 
-    from app.cli.render import print_table
     from app.coverage import service as coverage_service
 
     s = settings()
@@ -92,34 +90,49 @@ def coverage(
             )
             if json_out:
                 echo_json(cmp)
-                return
-            t = Table(
-                "tactic",
-                "both",
-                "only A",
-                "only B",
-                "neither",
-                title=f"{', '.join(cmp.a)} (A) vs {', '.join(cmp.b)} (B), "
-                f"ATT&CK {cmp.domain} {cmp.version}",
-            )
-            for row in cmp.by_tactic:
-                t.add_row(
-                    row.tactic, str(row.both), str(row.only_a), str(row.only_b), str(row.neither)
-                )
-            t.add_row(
-                "all",
-                str(len(cmp.both)),
-                str(len(cmp.only_a)),
-                str(len(cmp.only_b)),
-                str(len(cmp.neither)),
-                style="bold",
-            )
-            print_table(t, whole=("tactic",))
+            else:
+                _print_comparison(cmp)
             return
         summary = coverage_service.summary(session, scope=scope, weights=s.coverage)
     if json_out:
         echo_json(summary)
         return
+    _print_summary(summary)
+
+
+def _print_comparison(cmp: CatalogComparison) -> None:
+    from rich.table import Table
+
+    from app.cli.terminal import print_table
+
+    t = Table(
+        "tactic",
+        "both",
+        "only A",
+        "only B",
+        "neither",
+        title=f"{', '.join(cmp.a)} (A) vs {', '.join(cmp.b)} (B), "
+        f"ATT&CK {cmp.domain} {cmp.version}",
+    )
+    for row in cmp.by_tactic:
+        t.add_row(row.tactic, str(row.both), str(row.only_a), str(row.only_b), str(row.neither))
+    t.add_row(
+        "all",
+        str(len(cmp.both)),
+        str(len(cmp.only_a)),
+        str(len(cmp.only_b)),
+        str(len(cmp.neither)),
+        style="bold",
+    )
+    print_table(t, whole=("tactic",))
+
+
+def _print_summary(summary: CoverageSummary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from app.cli.terminal import print_table
+
     c = Console()
     c.print(
         f"[bold]ATT&CK {summary.domain} {summary.version}[/bold] · catalogs: "
@@ -162,7 +175,7 @@ def gaps(
     """Uncovered and weak techniques ranked by priority, with what would detect them."""
     from sqlmodel import Session
 
-    from app.cli.render import print_gaps
+    from app.cli.terminal import print_gaps
     from app.coverage import service as coverage_service
 
     s = settings()

@@ -41,11 +41,11 @@ def diff(
     before/after."""
     from sqlmodel import Session
 
-    from app.refresh import diffing
+    from app.refresh import impact
 
     s = settings()
     with Session(engine(s)) as session:
-        result = diffing.release_diff(
+        result = impact.release_diff(
             session,
             domain=domain,
             from_version=from_version,
@@ -70,7 +70,7 @@ def print_diff(d: ReleaseDiff, *, limit: int = 25, console: Console | None = Non
     from rich.table import Table
     from rich.text import Text
 
-    from app.cli.render import print_table
+    from app.cli.terminal import print_table
 
     c = console or Console()
     c.print(Text(f"ATT&CK {d.domain} {d.from_version} → {d.to_version}", style="bold"))
@@ -126,7 +126,7 @@ def _print_impact(c: Console, impact: CatalogImpact, *, limit: int) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from app.cli.render import print_table
+    from app.cli.terminal import print_table
 
     c.print(
         Text(
@@ -169,7 +169,7 @@ def print_upgrade_report(report: UpgradeReport, console: Console | None = None) 
     from rich.table import Table
     from rich.text import Text
 
-    from app.cli.render import print_table
+    from app.cli.terminal import print_table
 
     c = console or Console()
     c.print(

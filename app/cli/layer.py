@@ -8,26 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from app.cli.audit import audited
 from app.cli.common import engine, settings
 from app.cli.coverage import Catalogs, Groups, Platforms, Tactics, make_scope
+from app.layer.kinds import KINDS  # light: the service stack loads inside commands
 
-if TYPE_CHECKING:  # the service stack loads inside commands, so `kbmap` starts fast
-    from app.layer.service import Kind
-
-HELP: dict[Kind, str] = {
-    "coverage": "Coverage layer: score per covered technique, covering rules in metadata.",
-    "gaps": "Gaps layer: every uncovered or weak technique, scored by gap priority.",
-    "threat": "Threat layer: techniques --groups use, covered or not; the rest disabled.",
-    "telemetry": "Telemetry layer: rules against --collected data components (4 colours).",
-    "compare": "Compare layer: techniques covered by --a only, --b only, both or neither.",
-    "diff": "Diff layer: techniques added, reinstated, changed or replacing revoked ones, "
-    "--from → --to.",
-}
+if TYPE_CHECKING:
+    from app.core.config import Settings
+    from app.layer.kinds import KindName, LayerRequest
 
 Names = Annotated[list[str] | None, typer.Option(help="repeatable or comma-separated")]
 Release = Annotated[str | None, typer.Option(help="ATT&CK release, e.g. 18.1")]
@@ -36,13 +28,13 @@ Output = Annotated[Path | None, typer.Option("--output", "-o", help="file to wri
 
 def register(root: typer.Typer) -> None:
     app = typer.Typer(help="ATT&CK Navigator layers and matrix pictures.", no_args_is_help=True)
-    for kind, text in HELP.items():
-        app.command(kind, help=text)(_layer_command(kind))
+    for kind in KINDS.values():
+        app.command(kind.name, help=kind.help)(_layer_command(kind.name))
     app.command("import")(import_layer)
     root.add_typer(app, name="layer")
 
 
-def _layer_command(kind: Kind) -> Callable[..., None]:
+def _layer_command(kind: KindName) -> Callable[..., None]:
     def command(
         catalog: Catalogs = None,
         platform: Platforms = None,
@@ -71,9 +63,6 @@ def _layer_command(kind: Kind) -> Callable[..., None]:
             ),
         ] = None,
     ) -> None:
-        from sqlmodel import Session
-
-        from app.layer import service as layer_service
         from app.layer.service import LayerRequest
 
         if svg and xlsx:
@@ -92,24 +81,46 @@ def _layer_command(kind: Kind) -> Callable[..., None]:
             min_score=min_score,
             split="platform" if split_platform else None,
         )
-        with Session(engine(s)) as session:
-            scope = make_scope(session, domain, version, catalog, platform, tactic, groups)
-            if svg or xlsx:
-                content, _media, _name = layer_service.render_layer(
-                    session, scope=scope, req=req, weights=s.coverage, fmt="svg" if svg else "xlsx"
-                )
-            else:
-                content, _name = layer_service.layer_file(
-                    session, scope=scope, req=req, weights=s.coverage
-                )
-        if output is None:
-            typer.echo(content.decode())
-            return
-        output.write_bytes(content)
-        typer.echo(f"wrote {output} ({len(content)} bytes)")
+        fmt: Literal["svg", "xlsx"] | None = "svg" if svg else "xlsx" if xlsx else None
+        filters = (domain, version, catalog, platform, tactic, groups)
+        _write(_layer_bytes(s, req, filters, fmt), output)
 
-    command.__doc__ = HELP[kind]
+    command.__doc__ = KINDS[kind].help
     return command
+
+
+# the scope options, in `make_scope`'s order: domain, version, catalog, platform, tactic, groups
+_Filters = tuple[
+    str | None, str | None, list[str] | None, list[str] | None, list[str] | None, list[str] | None
+]
+
+
+def _layer_bytes(
+    s: Settings,
+    req: LayerRequest,
+    filters: _Filters,
+    fmt: Literal["svg", "xlsx"] | None,
+) -> bytes:
+    """The layer file, or its matrix picture when `fmt` names one."""
+    from sqlmodel import Session
+
+    from app.layer import service as layer_service
+
+    with Session(engine(s)) as session:
+        scope = make_scope(session, *filters)
+        if fmt:
+            return layer_service.render_layer(
+                session, scope=scope, req=req, weights=s.coverage, fmt=fmt
+            )[0]
+        return layer_service.layer_file(session, scope=scope, req=req, weights=s.coverage)[0]
+
+
+def _write(content: bytes, output: Path | None) -> None:
+    if output is None:
+        typer.echo(content.decode())
+        return
+    output.write_bytes(content)
+    typer.echo(f"wrote {output} ({len(content)} bytes)")
 
 
 @audited("layer import", "name", "path")

@@ -70,7 +70,7 @@ def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
         return
     from rich.table import Table
 
-    from app.cli.render import print_table
+    from app.cli.terminal import print_table
 
     table = Table("name", "prefix", "scopes", "status", "created", "expires", "last used")
     for t in rows:
@@ -117,7 +117,7 @@ def audit(
         return
     from rich.table import Table
 
-    from app.cli.render import print_table, safe
+    from app.cli.terminal import print_table, safe
 
     table = Table("at", "actor", "action", "target", "outcome", title=f"{page.total} events")
     for e in page.items:

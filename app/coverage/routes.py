@@ -39,7 +39,7 @@ def list_technique_coverage(
     covered: bool | None = None,
     min_score: Annotated[float | None, Query(ge=0, le=100)] = None,
 ) -> Page[TechniqueCoverage]:
-    return coverage_service.technique_page(
+    return coverage_service.technique_rows_page(
         session,
         scope=scope,
         weights=settings.coverage,

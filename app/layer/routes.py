@@ -18,15 +18,16 @@ from app.core.deps import PublicUrlDep, SessionDep, SettingsDep
 from app.core.errors import Location, TooLarge
 from app.coverage.deps import ScopeDep
 from app.layer import service as layer_service
+from app.layer.kinds import described
 from app.layer.navigator import Layer
-from app.layer.service import Kind, LayerRequest
+from app.layer.service import KindName, LayerRequest
 
 router = APIRouter(prefix="/layers", tags=["layers"])
 
 
 def get_layer_request(
     base_url: PublicUrlDep,
-    kind: Kind,
+    kind: KindName,
     collected: Annotated[
         list[str] | None,
         Query(max_length=100, description="telemetry, gaps: data components you collect"),
@@ -51,7 +52,8 @@ def get_layer_request(
         Query(ge=0, le=100, description="coverage: lowest score shown; gaps: weak below it"),
     ] = 0.0,
 ) -> LayerRequest:
-    """Everything a layer asks beyond the coverage scope; links point back at this server."""
+    """Every kind's options in one query string (each kind takes its own); links point back at
+    this server."""
     return LayerRequest(
         kind=kind,
         base_url=base_url,
@@ -110,6 +112,7 @@ def get_layer_xlsx(
 @router.get(
     "/{kind}",
     response_class=Response,
+    description=f"An ATT&CK Navigator layer of {described()}.",
     responses={
         200: {
             "model": Layer | list[Layer],
@@ -126,7 +129,7 @@ def get_layer(
         Literal["platform"] | None, Query(description="one layer per platform, in one file")
     ] = None,
 ) -> Response:
-    """An ATT&CK Navigator layer of coverage, gaps, a threat, telemetry, a comparison or a diff."""
+    """The layer file; the description names every kind from the registry."""
     content, name = layer_service.layer_file(
         session,
         scope=scope,

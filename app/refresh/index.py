@@ -8,7 +8,7 @@ Bytes in, records out: no network, no database, so both are tested without a ser
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.attack.stix import DOMAINS, version_key
@@ -80,56 +80,71 @@ def parse_index(raw: bytes, *, source: str) -> CollectionIndex:
         raise InvalidInput(
             "not an ATT&CK collection index (no 'collections' list)", Location(file=source)
         )
-    issues: list[Issue] = []
-    entries: list[IndexEntry] = []
-    ignored: list[str] = []
-    seen: set[tuple[str, str]] = set()
-
-    def problem(message: str, where: str) -> None:
-        issues.append(Issue(message, Location(file=source, field=where)))
-
+    reading = _IndexReading(source)
     for ci, coll in enumerate(collections):
-        where = f"collections[{ci}]"
-        if not isinstance(coll, dict) or not isinstance(coll.get("versions"), list):
-            problem("collection has no 'versions' list", where)
-            continue
-        name = str(coll.get("name") or "")
-        named = _domain_from_name(name)
-        for vi, item in enumerate(coll["versions"]):
-            at = f"{where}.versions[{vi}]"
-            if not isinstance(item, dict):
-                problem("version entry is not an object", at)
-                continue
-            version, url, modified = item.get("version"), item.get("url"), item.get("modified")
-            if not isinstance(version, str) or not version:
-                problem("version entry has no 'version' string", f"{at}.version")
-                continue
-            if not isinstance(url, str) or not url:
-                problem("version entry has no 'url' string", f"{at}.url")
-                continue
-            from_url = _domain_from_url(url)
-            if named and from_url and named != from_url:
-                problem(f"collection {name!r} lists a {from_url} file: {url}", f"{at}.url")
-                continue
-            domain = named or from_url
-            if domain is None:
-                ignored.append(f"{name or where} {version}: not an ATT&CK domain kbmap knows")
-                continue
-            if not _RELEASE.match(version):
-                ignored.append(f"{domain} {version}: not a MAJOR.MINOR release")
-                continue
-            if (domain, version) in seen:
-                problem(f"{domain} {version} is listed twice", f"{at}.version")
-                continue
-            seen.add((domain, version))
-            entries.append(IndexEntry(domain, version, url, str(modified) if modified else None))
+        reading.collection(f"collections[{ci}]", coll)
+    issues = reading.issues
     if issues:
         raise InvalidInput(
             f"bad collection index: {issues[0].message}", issues[0].location, issues=issues
         )
-    if not entries:
+    if not reading.entries:
         raise InvalidInput("the collection index lists no ATT&CK release", Location(file=source))
-    return CollectionIndex(source=source, entries=tuple(entries), ignored=tuple(ignored))
+    return CollectionIndex(
+        source=source, entries=tuple(reading.entries), ignored=tuple(reading.ignored)
+    )
+
+
+@dataclass
+class _IndexReading:
+    """What reading an index collects: problems (all reported at once), entries, skipped items."""
+
+    source: str
+    issues: list[Issue] = field(default_factory=list)
+    entries: list[IndexEntry] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    seen: set[tuple[str, str]] = field(default_factory=set)
+
+    def problem(self, message: str, where: str) -> None:
+        self.issues.append(Issue(message, Location(file=self.source, field=where)))
+
+    def collection(self, where: str, coll: object) -> None:
+        if not isinstance(coll, dict) or not isinstance(coll.get("versions"), list):
+            self.problem("collection has no 'versions' list", where)
+            return
+        name = str(coll.get("name") or "")
+        named = _domain_from_name(name)
+        for vi, item in enumerate(coll["versions"]):
+            self.version(f"{where}.versions[{vi}]", item, name=name or where, named=named)
+
+    def version(self, at: str, item: object, *, name: str, named: str | None) -> None:
+        """One version entry: an entry, a skipped item (betas, unknown domains) or a problem."""
+        if not isinstance(item, dict):
+            self.problem("version entry is not an object", at)
+            return
+        version, url, modified = item.get("version"), item.get("url"), item.get("modified")
+        if not isinstance(version, str) or not version:
+            self.problem("version entry has no 'version' string", f"{at}.version")
+            return
+        if not isinstance(url, str) or not url:
+            self.problem("version entry has no 'url' string", f"{at}.url")
+            return
+        from_url = _domain_from_url(url)
+        if named and from_url and named != from_url:
+            self.problem(f"collection {name!r} lists a {from_url} file: {url}", f"{at}.url")
+            return
+        domain = named or from_url
+        if domain is None:
+            self.ignored.append(f"{name} {version}: not an ATT&CK domain kbmap knows")
+        elif not _RELEASE.match(version):
+            self.ignored.append(f"{domain} {version}: not a MAJOR.MINOR release")
+        elif (domain, version) in self.seen:
+            self.problem(f"{domain} {version} is listed twice", f"{at}.version")
+        else:
+            self.seen.add((domain, version))
+            self.entries.append(
+                IndexEntry(domain, version, url, str(modified) if modified else None)
+            )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from app.auth.deps import WriteAccess
 from app.catalog.deps import CatalogsQuery
 from app.core.api_model import ApiModel
 from app.core.deps import SessionDep, SettingsDep
-from app.refresh import diffing
+from app.refresh import impact
 from app.refresh import service as refresh_service
 from app.refresh.models import ReleaseDiff
 from app.refresh.service import RefreshReport
@@ -61,7 +61,7 @@ def get_release_diff(
     text: Annotated[bool, Query(description="include full old and new descriptions")] = False,
 ) -> ReleaseDiff:
     """What changed between two loaded releases of a domain, and what it does to each catalog."""
-    return diffing.release_diff(
+    return impact.release_diff(
         session,
         domain=domain,
         from_version=from_,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlmodel import Session
 
+from app.attack import service as attack_service
 from app.attack.ingest import ingest_sources
 from app.attack.sources import BundleFeed
-from app.attack.tables import Release
 from app.core.config import Settings
 from app.core.progress import Step
 from app.refresh import service as refresh_service
@@ -18,8 +18,8 @@ def ensure_attack_loaded(
 ) -> list[str]:
     """Ingest KBMAP_ATTACK_SOURCE (file, folder, URL, or MITRE's index) if nothing is loaded."""
     with Session(engine) as session:
-        count = session.execute(select(func.count()).select_from(Release)).scalar_one()
-    if count:
+        loaded = attack_service.list_releases(session)
+    if loaded:
         return []
     source = settings.attack_source
     if refresh_service.is_index(source):

@@ -28,6 +28,7 @@ from app.core.deps import IdPath, SessionDep, SettingsDep
 from app.core.errors import KbmapError
 from app.coverage import service as coverage_service
 from app.layer import service as layer_service
+from app.technique_page import service as page_service
 from app.web import views
 
 HERE = FsPath(__file__).resolve().parent
@@ -175,7 +176,7 @@ def technique(
     catalog: CatalogsQuery = None,
 ) -> HTMLResponse:
     """The seed page for any technique: ATT&CK text, covering rules, detection, mitigations."""
-    page = catalog_service.get_technique_page(
+    page = page_service.get_technique_page(
         session, releases=releases, attack_id=attack_id, catalogs=catalog
     )
     others = [

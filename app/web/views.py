@@ -20,13 +20,13 @@ from app.attack import text as attack_text
 from app.attack.models import TacticRead
 from app.attack.service import TechniqueIndex
 from app.attack.text import Citations, Token
-from app.attack.text import by_catalog as by_catalog  # the page's rule lists: shared with the CLI
-from app.attack.text import by_technique as by_technique
-from app.attack.text import rule_line as rule_line
 from app.coverage.models import TechniqueCoverage
-from app.layer.build import COVERAGE_GRADIENT, WHITE
+from app.layer.kinds.coverage import COVERAGE_GRADIENT, WHITE
 from app.layer.navigator import Gradient
 from app.layer.render import gradient_color
+from app.technique_page.text import by_catalog as by_catalog  # shared with the CLI
+from app.technique_page.text import by_technique as by_technique
+from app.technique_page.text import rule_line as rule_line
 
 ATTACK_SITE = "https://attack.mitre.org"
 _GRADIENT = Gradient(colors=COVERAGE_GRADIENT, minValue=0, maxValue=100)

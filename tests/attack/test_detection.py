@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.attack.detection import derive_links
 from app.attack.stix import parse_bundle
 from tests import rawdata
 from tests.conftest import ATTACK_DIR
+
+pytestmark = pytest.mark.integration  # reads whole real enterprise releases
 
 
 def _links(name: str) -> tuple[set[tuple[str, str]], str]:

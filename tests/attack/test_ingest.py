@@ -28,6 +28,8 @@ from app.models import init_db
 from tests import rawdata
 from tests.conftest import attack_file
 
+pytestmark = pytest.mark.integration  # builds databases from the real releases
+
 
 def _counts(engine: Engine) -> tuple[int, int, int]:
     with Session(engine) as s:

@@ -100,6 +100,7 @@ def test_source_errors_are_raised_before_any_read(tmp_path: Path) -> None:
         BundleFeed([str(tmp_path / "empty")], limits=Limits())
 
 
+@pytest.mark.integration
 def test_a_bad_bundle_in_a_folder_ingest_still_names_its_file(tmp_path: Path) -> None:
     from app.attack.ingest import ingest_sources
     from app.core.db import make_engine
@@ -145,6 +146,7 @@ def test_paused_gc_is_counted_and_restores_the_previous_state() -> None:
         gc.enable()
 
 
+@pytest.mark.integration
 def test_cli_ingest_output_survives_the_fast_exit(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -32,6 +32,7 @@ def _parse(name: str, **kw: object):  # type: ignore[no-untyped-def]
         ("stix21/ics-attack-17.1.json.gz", "ics", "17.1", "2.1"),
     ],
 )
+@pytest.mark.integration  # reads a whole real release or catalog
 def test_detects_domain_version_and_stix_version(
     name: str, domain: str, version: str, stix: str
 ) -> None:
@@ -124,6 +125,7 @@ def test_truncated_gzip_and_oversize_are_refused() -> None:
         parse_bundle(data, source="big.json.gz", max_bytes=1000)
 
 
+@pytest.mark.integration  # reads a whole real release or catalog
 def test_tactics_come_from_kill_chain_phases() -> None:
     parsed = _parse("enterprise-attack-18.1.json.gz")
     raw = rawdata.objects("enterprise-attack-18.1.json.gz")

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.attack.ingest import ingest_sources
+from app.catalog import importing as catalog_importing
 from app.catalog import service as catalog_service
 from app.catalog.source import source_from_bytes
 from app.core.config import Limits, Settings
@@ -26,14 +27,14 @@ def test_two_first_imports_at_once_one_wins_one_conflicts(
     # both imports choose their release, then wait for each other: neither has written yet, so
     # each sees no catalog `race` and goes on to create it
     barrier = threading.Barrier(2, timeout=30)
-    pick = catalog_service._pick_release
+    pick = catalog_importing.pick_release
 
     def pick_then_wait(*args: object, **kwargs: object) -> object:
         found = pick(*args, **kwargs)  # type: ignore[arg-type]
         barrier.wait()
         return found
 
-    monkeypatch.setattr(catalog_service, "_pick_release", pick_then_wait)
+    monkeypatch.setattr(catalog_importing, "pick_release", pick_then_wait)
     outcomes: list[object] = []
 
     def run() -> None:

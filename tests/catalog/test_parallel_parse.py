@@ -27,9 +27,11 @@ from app.core.config import Limits, Settings
 from app.core.db import make_engine
 from app.core.errors import InvalidInput
 from app.main import create_app
-from tests.catalog.test_format_sigma import BROKEN, DUPLICATE, GOOD, NO_ID, NO_TAGS
-from tests.cli.test_attack_cli import kbmap
+from tests.catalog.formats.test_sigma import BROKEN, DUPLICATE, GOOD, NO_ID, NO_TAGS
+from tests.cli.test_attack import kbmap
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration  # worker processes, kbmap in a subprocess
 
 BIG = ("sigma-attack18", "sigma")
 
@@ -258,4 +260,4 @@ def test_api_upload_parses_in_the_background_and_reports_the_same(
             started=SigmaImporter().start(source, loaded_settings.limits, parallel=False),
         )
     assert backgrounds[0] == parallel.can_fork(parallel.MIN_BYTES)
-    assert response.json()["report"] == serial.catalog.report
+    assert response.json()["report"] == serial.catalog.report.model_dump(mode="json")

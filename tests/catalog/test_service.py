@@ -13,6 +13,7 @@ from sqlmodel import Session
 from app.attack import service as attack_service
 from app.attack.tables import Release
 from app.catalog import service as catalog_service
+from app.catalog.models import OUTCOMES
 from app.catalog.source import open_source
 from app.catalog.tables import Catalog, Rule
 from app.core.config import CoverageWeights, Settings
@@ -77,12 +78,12 @@ def test_import_counts_match_the_raw_files(catalog_engine: Engine, name: str, ra
     rules = raw()  # type: ignore[operator]
     with Session(catalog_engine) as s:
         report = catalog_service.get_catalog(s, name=name).report
-    assert report["rules"] == len(rules)
-    assert report["rules_with_technique"] == sum(1 for t in rules.values() if t)
-    assert report["rules_without_technique"] == sum(1 for t in rules.values() if not t)
-    assert report["distinct_techniques_written"] == len({t for ts in rules.values() for t in ts})
+    assert report.rules == len(rules)
+    assert report.rules_with_technique == sum(1 for t in rules.values() if t)
+    assert report.rules_without_technique == sum(1 for t in rules.values() if not t)
+    assert report.distinct_techniques_written == len({t for ts in rules.values() for t in ts})
     expected = _expected_outcomes(rules)
-    assert report["outcomes"] == {k: expected.get(k, 0) for k in report["outcomes"]}
+    assert report.outcomes.model_dump() == {k: expected.get(k, 0) for k in OUTCOMES}
 
 
 def _live(written: str) -> str | None:
@@ -118,12 +119,12 @@ def test_counts_are_labelled_for_what_they_count(catalog_engine: Engine) -> None
         release = attack_service.get_release(s, domain="enterprise", version="18.1")
         scope = coverage_service.make_scope(s, release=release, catalogs=["sigma-attack18"])
         summary = coverage_service.summary(s, scope=scope, weights=CoverageWeights())
-    report = catalog.report
-    assert report["techniques_mapped"] == report["distinct_techniques_covered"] == len(mapped)
-    assert report["rules_mapped"] == sum(1 for ts in live.values() if ts)
+    report = catalog_service.catalog_read(catalog).report
+    assert report.techniques_mapped == report.distinct_techniques_covered == len(mapped)
+    assert report.rules_mapped == sum(1 for ts in live.values() if ts)
     [by_catalog] = summary.by_catalog
     assert (by_catalog.rules_mapped, by_catalog.techniques_covered) == (
-        report["rules_mapped"],
+        report.rules_mapped,
         len(covered),
     )
     assert summary.all.covered == len(covered) < len(mapped)
@@ -141,7 +142,7 @@ def test_sigma_attack19_rules_are_unknown_not_dropped(catalog_engine: Engine) ->
             select(func.count()).select_from(Rule).join(Catalog).where(Catalog.name == "sigma")
         ).scalar_one()
         unknown = catalog_service.list_rules(s, catalogs=["sigma"], outcome="unknown", limit=1)
-    assert report["rules_with_unknown"] == with_unknown == 237
+    assert report.rules_with_unknown == with_unknown == 237
     assert unknown.total == 237
     assert total == len(rules)
 
@@ -188,39 +189,6 @@ def test_revoked_ids_are_remapped_and_the_original_kept(
     assert all(m.written.lower() == f"attack.{old.lower()}" for _, m in hits)
 
 
-def test_seed_rule_is_on_the_technique_page(catalog_engine: Engine) -> None:
-    with Session(catalog_engine) as s:
-        releases = attack_service.releases_for_lookup(s, domain=None, version=None)
-        page = catalog_service.get_technique_page(s, releases=releases, attack_id="T1550.001")
-    pt = [r for r in page.rules if r.rule_id == "PT-CR-956"]
-    assert [(r.catalog, r.package, r.name, r.title) for r in pt] == [
-        (
-            "maxpatrol-siem",
-            "mitre_attck_lateral_movement",
-            "Disable_Smartcard",
-            "Smart Card is disabled in the registry",
-        )
-    ]
-    sigma_direct = sorted(
-        p for p, ts in rawcatalogs.sigma_rules("sigma-rules.tar.gz").items() if "T1550.001" in ts
-    )
-    assert len([r for r in page.rules if r.catalog == "sigma"]) == len(sigma_direct)
-
-
-def test_parent_page_keeps_subtechnique_rules_apart(catalog_engine: Engine) -> None:
-    raw = rawcatalogs.sigma_rules("sigma-attack18-rules.tar.gz")
-    with Session(catalog_engine) as s:
-        releases = attack_service.releases_for_lookup(s, domain=None, version=None)
-        page = catalog_service.get_technique_page(
-            s, releases=releases, attack_id="T1059", catalogs=["sigma-attack18"]
-        )
-    assert len(page.rules) == sum(1 for ts in raw.values() if "T1059" in ts)
-    subs = {s.id for s in page.subtechniques}
-    assert len(page.subtechnique_rules) == sum(
-        1 for ts in raw.values() for t in set(ts) if t in subs
-    )
-
-
 def test_reimport_replaces_atomically_and_bad_input_changes_nothing(
     catalog_settings: Settings, tmp_path: Path
 ) -> None:
@@ -235,7 +203,7 @@ def test_reimport_replaces_atomically_and_bad_input_changes_nothing(
     assert (
         first.replaced,
         first.catalog.rule_count,
-        first.catalog.report["outcomes"]["remapped"],
+        first.catalog.report.outcomes.remapped,
     ) == (False, 2, 1)
     bad = tmp_path / "mine-bad.yaml"
     bad.write_text("name: mine\nrules:\n  - id: R-1\n  - id: R-1\n")
@@ -290,7 +258,7 @@ def test_a_catalog_made_against_an_unloaded_release_is_validated_against_the_new
         expected,
     )
     assert f"{result.catalog.domain} {result.catalog.attack_version}" == expected
-    assert result.catalog.report["warnings"][0]["message"] == (
+    assert result.catalog.report.warnings[0].message == (
         f"the catalog declares ATT&CK {fallback.declared}, which is not loaded; validated "
         f"against {expected}, the newest loaded release of its domain"
     )

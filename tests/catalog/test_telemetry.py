@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
+from app.catalog import registry
 from app.catalog.telemetry import (
+    FormatTelemetry,
+    Hit,
+    Loader,
     LogSourceMap,
     analytic_keys,
     analytic_ref_keys,
@@ -109,6 +114,7 @@ def _yaml_component_names(node: Any, key: str | None = None) -> set[str]:
     return found
 
 
+@pytest.mark.integration  # reads a whole real release or catalog
 def test_every_component_name_exists_in_attack_18_1() -> None:
     doc = yaml.load(TABLES.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
     attack_names = {o["name"] for o in _data_components()}
@@ -286,3 +292,48 @@ def test_precise_links_win_over_whole_product_ones(table: LogSourceMap) -> None:
     ]
     alone = {c for c, _ in data_components_for(rule[1:], table)}
     assert {"Process Creation", "Module Load"} <= alone
+
+
+@dataclass(frozen=True)
+class _PluginSources:
+    """A plugin format's own tables and matcher: `names` -> components, nothing else."""
+
+    names: dict[str, Hit]
+
+    @classmethod
+    def load(cls, ld: Loader, value: Any, t: LogSourceMap) -> _PluginSources:
+        section = ld.mapping(value, "acme", {"names"})
+        return cls(ld.table(section.get("names"), "acme.names", "acme:"))
+
+    def hits(self, e: dict[str, str], raw: dict[str, str], t: LogSourceMap) -> list[Hit]:
+        hit = self.names.get(e["acme_source"])
+        return [hit] if hit else []
+
+
+def _plugin(path: Path) -> FormatTelemetry:
+    return FormatTelemetry(frozenset({"acme_source"}), _PluginSources.load, "acme", str(path))
+
+
+def test_a_plugin_brings_its_own_tables_and_matcher(tmp_path: Path) -> None:
+    """A format outside kbmap links its rules through its own file and code, beside the
+    built-ins, which link as before."""
+    path = tmp_path / "acme.yaml"
+    path.write_text("version: 1\nacme: {names: {Proc Log: [Process Creation]}}\n", "utf-8")
+    table = load_log_source_map(TABLES, [*registry.telemetry(), _plugin(path)])
+    assert data_components_for([{"acme_source": "PROC LOG"}], table) == [
+        ("Process Creation", "acme:Proc Log")
+    ]
+    sigma = [{"product": "windows", "category": "process_creation"}]
+    assert data_components_for(sigma, table) == data_components_for(
+        sigma, load_log_source_map(TABLES)
+    )
+
+
+def test_a_plugins_bad_tables_name_its_own_file(tmp_path: Path) -> None:
+    path = tmp_path / "acme.yaml"
+    path.write_text("version: 1\nacme: {names: {Proc Log: [Process Creaton]}}\n", "utf-8")
+    with pytest.raises(InvalidInput) as exc:
+        load_log_source_map(TABLES, [*registry.telemetry(), _plugin(path)])
+    assert exc.value.location is not None
+    assert exc.value.location.file == str(path)
+    assert exc.value.location.field == "acme.names.Proc Log"

@@ -17,6 +17,7 @@ from sqlmodel import Session
 from app.attack.ingest import ingest_sources
 from app.auth.service import create_token
 from app.catalog import service as catalog_service
+from app.catalog import upgrade as catalog_upgrade
 from app.catalog.models import MappingRead
 from app.catalog.source import open_source
 from app.catalog.upgrade import upgrade_catalog
@@ -25,7 +26,7 @@ from app.core.db import make_engine
 from app.core.errors import InvalidInput, NotFound
 from app.coverage import service as coverage_service
 from app.main import create_app
-from tests.cli.test_attack_cli import kbmap
+from tests.cli.test_attack import kbmap
 from tests.conftest import attack_file
 from tests.refresh.synthetic import LEGACY_CATALOG
 
@@ -106,8 +107,8 @@ def test_16_to_18_keeps_every_rule_and_the_original_ids(db: tuple[Engine, Settin
         "unparsable": 0,
     }
     stored = report.catalog.report
-    assert stored["release"] == "enterprise 18.1"
-    assert [(u["from"], u["to"], u["rewritten"]) for u in stored["upgrades"]] == [
+    assert stored.release == "enterprise 18.1"
+    assert [(u.from_, u.to, u.rewritten) for u in stored.upgrades or []] == [
         ("enterprise 16.1", "enterprise 18.1", 2)
     ]
 
@@ -120,8 +121,8 @@ def test_a_second_upgrade_keeps_the_first_original(db: tuple[Engine, Settings]) 
     m = mappings(engine)["R-1"][0]
     assert (m.technique, m.original) == ("T1574.001", "T1574.002")
     assert m.note == "revoked: T1574.002 → T1574.001"
-    upgrades = second.catalog.report["upgrades"]
-    assert [u["to"] for u in upgrades] == ["enterprise 17.1", "enterprise 18.1"]
+    upgrades = second.catalog.report.upgrades or []
+    assert [u.to for u in upgrades] == ["enterprise 17.1", "enterprise 18.1"]
 
 
 def test_export_writes_the_upgraded_ids(db: tuple[Engine, Settings], tmp_path: Path) -> None:
@@ -148,8 +149,8 @@ def test_export_writes_the_upgraded_ids(db: tuple[Engine, Settings], tmp_path: P
         engine, s, source=open_source(str(path), s.limits), name="again"
     )
     assert again.catalog.attack_version == "18.1"
-    assert again.catalog.report["outcomes"]["ok"] == 3
-    assert again.catalog.report["outcomes"]["unknown"] == 1
+    assert again.catalog.report.outcomes.ok == 3
+    assert again.catalog.report.outcomes.unknown == 1
 
 
 def test_upgrade_is_all_or_nothing(
@@ -160,7 +161,7 @@ def test_upgrade_is_all_or_nothing(
     def boom(*_args: object, **_kw: object) -> None:
         raise RuntimeError("late failure")
 
-    monkeypatch.setattr(catalog_service, "match_analytics", boom)
+    monkeypatch.setattr(catalog_upgrade, "match_analytics", boom)
     with pytest.raises(RuntimeError, match="late failure"):
         upgrade_catalog(engine, s, name="legacy16", version="18.1")
     m = mappings(engine)["R-1"][0]
@@ -222,3 +223,17 @@ def test_cli_upgrade(db: tuple[Engine, Settings]) -> None:
     bad = kbmap("catalog", "upgrade", "legacy16", "--to", "99.0", db=s.database_url)
     assert bad.returncode == 1
     assert bad.stderr.strip() == "kbmap: no ATT&CK release loaded for enterprise 99.0"
+
+
+def test_an_upgrade_moves_the_catalog_key_not_the_import_time(db: tuple[Engine, Settings]) -> None:
+    """Caches of catalog-derived data are keyed by `catalog_key`: an upgrade bumps the revision
+    (so the key moves) and leaves `imported_at`, which is when the catalog was imported."""
+    engine, s = db
+    with Session(engine) as session:
+        before = catalog_service.get_catalog_row(session, name="legacy16")
+    upgrade_catalog(engine, s, name="legacy16", version="18.1")
+    with Session(engine) as session:
+        after = catalog_service.get_catalog_row(session, name="legacy16")
+    assert after.imported_at == before.imported_at
+    assert after.revision == before.revision + 1
+    assert catalog_service.catalog_key(after) != catalog_service.catalog_key(before)

@@ -17,6 +17,8 @@ from app.attack.tables import Relationship
 from app.core.db import SCHEMA_HEAD, alembic_config, indexes_built_after, make_engine
 from app.models import init_db
 
+pytestmark = pytest.mark.integration  # builds databases
+
 
 def test_schema_head_matches_alembic(tmp_path: Path) -> None:
     cfg = alembic_config(f"sqlite:///{tmp_path / 'x.sqlite'}")

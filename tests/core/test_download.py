@@ -24,6 +24,8 @@ from app.models import init_db
 from app.refresh import service as refresh_service
 from tests.conftest import ATTACK_DIR, ROOT
 
+pytestmark = pytest.mark.integration  # a slow HTTP server on 127.0.0.1, kbmap in a subprocess
+
 BYTES, EVERY = 240, 0.25  # the trickle: 240 bytes, one each 0.25 s, 60 s in all
 TIMEOUT, DEADLINE = 5.0, 1.5
 

@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from mitreattack.navlayers import Layer as MitreLayer
 
 from app.core.config import Settings
-from app.layer.build import COVERAGE_GRADIENT, COVERED, UNCOVERED
+from app.layer.kinds.coverage import COVERAGE_GRADIENT
+from app.layer.kinds.threat import COVERED, UNCOVERED
 from app.main import create_app
 from tests import rawdata
 

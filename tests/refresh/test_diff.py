@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from app.attack.diff import ReleaseView, build_view, diff_releases
+from app.attack.changes import ReleaseView, build_view, diff_releases
 from app.attack.ingest import ingest_sources
 from app.catalog import service as catalog_service
 from app.catalog.source import open_source
@@ -26,12 +26,12 @@ from app.core.db import make_engine
 from app.core.errors import NotFound
 from app.main import create_app
 from app.models import init_db
-from app.refresh.diff import MappingRow as Row
-from app.refresh.diff import stale_mappings
-from app.refresh.diffing import release_diff
+from app.refresh.impact import release_diff
 from app.refresh.models import ReleaseDiff
+from app.refresh.stale import MappingRow as Row
+from app.refresh.stale import stale_mappings
 from tests import rawdata
-from tests.cli.test_attack_cli import kbmap
+from tests.cli.test_attack import kbmap
 from tests.conftest import CATALOG_DIR, attack_file
 from tests.refresh.synthetic import LEGACY_CATALOG
 

@@ -27,8 +27,9 @@ from app.core.db import make_engine
 from app.core.errors import InvalidInput
 from app.coverage import service as coverage_service
 from app.models import init_db
-from app.refresh.diffing import release_diff
+from app.refresh.impact import release_diff
 from app.refresh.models import ReleaseDiff
+from app.technique_page.attack_side import attack_side
 from tests import rawdata
 from tests.conftest import CATALOG_DIR, ROOT
 from tests.refresh.synthetic import (
@@ -127,14 +128,14 @@ def test_ingest_needs_the_version_and_places_the_new_tactics(
         tactics = attack_service.list_tactics(session, release=release)
         assert [t.shortname for t in tactics] == synthetic.matrix
         assert RETIRED not in synthetic.matrix and {STEALTH, IMPAIRMENT} <= set(synthetic.matrix)
-        page = attack_service.get_technique_page(session, releases=[release], attack_id="T1685.005")
+        page = attack_side(session, releases=[release], attack_id="T1685.005")
         assert page.parent is not None and page.parent.id == "T1685"
         assert page.tactics == [IMPAIRMENT]
-        old = attack_service.get_technique_page(session, releases=[release], attack_id="T1562")
+        old = attack_side(session, releases=[release], attack_id="T1562")
         assert old.revoked and old.revoked_by is not None and old.revoked_by.id == "T1685"
         # relationships moved with the technique: its detection strategy and mitigations
-        new = attack_service.get_technique_page(session, releases=[release], attack_id="T1686")
-        was = attack_service.get_technique_page(
+        new = attack_side(session, releases=[release], attack_id="T1686")
+        was = attack_side(
             session,
             releases=[attack_service.get_release(session, version="18.1")],
             attack_id="T1562.004",

@@ -1,9 +1,9 @@
 """Bounded input: every oversized or hostile input is a 4xx naming the problem (API) or one line
 and a non-zero exit (CLI), and changes no row.
 
-Complements tests/api/test_catalog_routes.py (a `../` member, bad YAML, unknown format),
-tests/attack/test_stix.py (truncated gzip, oversize bundle in the parser), tests/layer/test_import.py
-(a layer nested too deep) and tests/catalog/test_format_sigma.py (an alias bomb in a Sigma tree);
+Complements tests/catalog/test_routes.py (a `../` member, bad YAML, unknown format),
+tests/attack/test_stix.py (truncated gzip, oversize bundle in the parser), tests/layer/test_importer.py
+(a layer nested too deep) and tests/catalog/formats/test_sigma.py (an alias bomb in a Sigma tree);
 limits are set small through Settings(limits=Limits(...)) or KBMAP_LIMIT_* for the CLI.
 """
 

@@ -8,7 +8,11 @@ line for the CLI), never another exception (a 500, a traceback). Bounded: 200 ex
 
 from __future__ import annotations
 
+import pytest
+
 from tests.robustness.support import require
+
+pytestmark = pytest.mark.integration  # mutates whole real releases and catalogs: seconds each
 
 require("hypothesis")
 

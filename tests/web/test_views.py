@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from app.attack.models import RuleRef, TacticRead
+from app.attack.models import TacticRead
 from app.attack.service import TechniqueIndex, TechniqueInfo
+from app.catalog.models import RuleRef
 from app.coverage.models import TechniqueCoverage
 from app.web import views
 

@@ -1,11 +1,13 @@
-"""Helpers the canonical, Elastic and Splunk importers share.
+"""Helpers the importers share, one copy each.
 
-They exist so the three formats report problems the same way: one Issue per problem, located by
-file, line and field, errors for what rejects an import and warnings for what does not.
+They exist so the formats report problems the same way: one Issue per problem, located by file,
+line and field, errors for what rejects an import and warnings for what does not; and read
+scalars and sniff each other's layouts alike.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable
 from pathlib import PurePosixPath
@@ -14,7 +16,7 @@ from typing import Any
 import orjson
 import yaml
 
-from app.catalog.base import CatalogSource, ParsedRule
+from app.catalog.base import ParsedRule
 from app.core.config import Limits
 from app.core.errors import Issue, Location, TooLarge
 
@@ -48,14 +50,49 @@ def looks_like_sigma(head: bytes) -> bool:
     return all(m.search(head) for m in SIGMA_MARKERS)
 
 
-def is_xp_tree(source: CatalogSource) -> bool:
-    """A MaxPatrol XP tree: rule folders holding `metainfo.yaml` next to `rule.co`."""
-    names = {p for p, _ in source.files()} if source.is_tree else set()
-    return any(
-        PurePosixPath(p).name == "metainfo.yaml"
-        and str(PurePosixPath(p).with_name("rule.co")) in names
-        for p in names
-    )
+def is_xp_tree(paths: Iterable[str]) -> bool:
+    """True when some folder has a metainfo.yaml next to a rule.co: a MaxPatrol XP tree, which
+    the other tree formats leave alone."""
+    names: dict[str, set[str]] = {}
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        if name in ("metainfo.yaml", "rule.co"):
+            inside = names.setdefault(folder, set())
+            inside.add(name)
+            if len(inside) == 2:
+                return True
+    return False
+
+
+def scalar_text(value: Any, *, iso_dates: bool = True) -> str:
+    """A YAML scalar as text; dates and times back in the ISO form they were written in
+    (`iso_dates=False`: Python's str(), "2021-09-02 10:00:00", as the XP importer spells them)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if iso_dates and isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def scalar_list(value: Any, *, iso_dates: bool = True) -> list[str]:
+    """A scalar or a list as texts, leniently: None items and nested mappings or lists are
+    skipped (vendor formats; canonical's str_list reports them instead)."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [
+        scalar_text(v, iso_dates=iso_dates)
+        for v in items
+        if v is not None and not isinstance(v, (dict, list))
+    ]
+
+
+def add(items: list[str], value: str) -> None:
+    """Append a non-empty value once, keeping first-seen order."""
+    if value and value not in items:
+        items.append(value)
 
 
 def str_list(

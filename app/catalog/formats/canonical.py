@@ -29,6 +29,7 @@ from app.catalog.formats._common import (
     warning,
     yaml_rule_lines,
 )
+from app.catalog.telemetry import FormatTelemetry, Hit, LogSourceMap
 from app.core.bounded_yaml import load_yaml_documents
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Issue
@@ -58,12 +59,30 @@ TRUE = {"true", "yes", "y", "1"}
 FALSE = {"false", "no", "n", "0"}
 
 
+class _FreeText:
+    """A `data_sources` text: "Provider:EventID", a channel, a data-source name (read as the
+    formats that write `data_source` read it) or a data-component name ("Process: Process
+    Creation"); the canonical format has no section of its own."""
+
+    def hits(self, e: dict[str, str], raw: dict[str, str], t: LogSourceMap) -> list[Hit]:
+        text, original = e["text"], raw["text"]
+        source, _, event_id = text.rpartition(":")
+        hit = t.channel_hit(source.strip(), event_id.strip()) if source else None
+        hit = hit or t.channel_hit(text, None) or t.first_hit("data_source", text, original)
+        if hit is None and (name := t.components.get(text.rpartition(": ")[2])):
+            hit = Hit(f"text:{original}", (name,))
+        return [hit] if hit else []
+
+
 class CanonicalImporter:
     """The canonical format: the one a person writes by hand or exports from a spreadsheet."""
 
     format_id: ClassVar[str] = "canonical"
     title: ClassVar[str] = "kbmap canonical catalog (YAML, JSON, CSV or line text)"
     file_patterns: ClassVar[tuple[str, ...]] = ("*.yaml", "*.yml", "*.json", "*.csv", "*.txt")
+    telemetry: ClassVar[FormatTelemetry] = FormatTelemetry(
+        frozenset({"text"}), lambda ld, value, t: _FreeText()
+    )
 
     def sniff(self, source: CatalogSource) -> bool:
         """One file whose first bytes show a `rules` list or rule lines, or any one `.csv`."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from app.catalog.base import CatalogSource, ParsedCatalog, ParsedRule
@@ -27,6 +28,7 @@ from app.catalog.formats._common import (
     str_list,
     warning,
 )
+from app.catalog.telemetry import FormatTelemetry, Hit, Loader, LogSourceMap
 from app.core.config import Limits
 from app.core.errors import Issue
 from app.core.limits import toml_too_deep
@@ -39,6 +41,47 @@ TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 FRAMEWORK = "MITRE ATT&CK"
 EXTRA_RULE_KEYS = ("risk_score", "type", "language", "author", "license", "version")
 EXTRA_META_KEYS = ("creation_date", "updated_date", "deprecation_date", "integration")
+_INDEX_TAIL = "*-_. "
+
+
+@dataclass(frozen=True)
+class ElasticLogSources:
+    """Elastic's part of the log-source tables (section `elastic`): `index` patterns, matched
+    after lower-casing and dropping a trailing "*", "-", "_" or "." (the longest known prefix
+    wins), and the "Data Source: ..." tag names (whole products: coarse)."""
+
+    indexes: dict[str, Hit]  # normalised index pattern -> hit
+    data_sources: dict[str, Hit]
+
+    @classmethod
+    def load(cls, ld: Loader, value: Any, t: LogSourceMap) -> ElasticLogSources:
+        elastic = ld.mapping(value, "elastic", {"indexes", "data_sources"})
+        indexes = ld.table(elastic.get("indexes"), "elastic.indexes", "elastic:").values()
+        return cls(
+            indexes={
+                h.key.removeprefix("elastic:").lower().rstrip(_INDEX_TAIL): h for h in indexes
+            },
+            data_sources=ld.table(
+                elastic.get("data_sources"), "elastic.data_sources", "elastic:", True
+            ),
+        )
+
+    def hits(self, e: dict[str, str], raw: dict[str, str], t: LogSourceMap) -> list[Hit]:
+        hits = []
+        if "index" in e and (hit := self._index_hit(e["index"])):
+            hits.append(hit)
+        if "data_source" in e and (hit := self.data_sources.get(e["data_source"])):
+            hits.append(hit)
+        return hits
+
+    def _index_hit(self, pattern: str) -> Hit | None:
+        key = pattern.rstrip(_INDEX_TAIL)
+        while key:
+            if hit := self.indexes.get(key):
+                return hit
+            cut = max(key.rfind(c) for c in ".-_")
+            key = key[:cut].rstrip(_INDEX_TAIL) if cut > 0 else ""
+        return None
 
 
 class ElasticImporter:
@@ -47,6 +90,9 @@ class ElasticImporter:
     format_id: ClassVar[str] = "elastic"
     title: ClassVar[str] = "Elastic detection-rules (TOML)"
     file_patterns: ClassVar[tuple[str, ...]] = ("*.toml",)
+    telemetry: ClassVar[FormatTelemetry] = FormatTelemetry(
+        frozenset({"index", "data_source"}), ElasticLogSources.load, section="elastic"
+    )
 
     def sniff(self, source: CatalogSource) -> bool:
         """A .toml file holding a `[rule]` table with a `rule_id` (the first 50 in a tree)."""

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import partial
 from typing import Any, ClassVar
 
 from app.catalog.base import CatalogSource, ParsedCatalog, ParsedRule
+from app.catalog.formats._common import add, is_xp_tree, scalar_list, scalar_text
+from app.catalog.telemetry import FormatTelemetry, Hit, LogSourceMap
 from app.core.bounded_yaml import load_yaml_documents
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Issue, Location
@@ -25,6 +28,9 @@ _IMPORTANCE = re.compile(r'^\s*\$importance\s*=\s*"([^"]*)"', re.M)
 _CORRELATION_TYPE = re.compile(r'^\s*\$correlation_type\s*=\s*"([^"]*)"', re.M)
 _RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 _PLATFORM_HINTS = (("windows", "Windows"), ("macos", "macOS"), ("linux", "Linux"))
+# a YAML timestamp as Python's str() spells it ("2021-09-02 10:00:00"), not ISO as Sigma does
+_text = partial(scalar_text, iso_dates=False)
+_str_list = partial(scalar_list, iso_dates=False)
 
 
 def rule_folders(paths: Iterable[str]) -> list[str]:
@@ -47,17 +53,14 @@ def rule_folders(paths: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
-def is_xp_tree(paths: Iterable[str]) -> bool:
-    """True when some folder has a metainfo.yaml next to a rule.co (the XP sniff, shared)."""
-    names: dict[str, set[str]] = {}
-    for path in paths:
-        folder, _, name = path.rpartition("/")
-        if name in (META, BODY):
-            inside = names.setdefault(folder, set())
-            inside.add(name)
-            if len(inside) == 2:
-                return True
-    return False
+class _Channels:
+    """XP names a Windows provider (or channel) and maybe an event id: the format-neutral
+    channel and event tables answer, so XP has no section of its own."""
+
+    def hits(self, e: dict[str, str], raw: dict[str, str], t: LogSourceMap) -> list[Hit]:
+        source = e.get("provider") or e.get("channel")
+        hit = t.channel_hit(source, e.get("event_id")) if source else None
+        return [hit] if hit else []
 
 
 class MaxPatrolXPImporter:
@@ -75,6 +78,9 @@ class MaxPatrolXPImporter:
     format_id: ClassVar[str] = "maxpatrol-xp"
     title: ClassVar[str] = "MaxPatrol SIEM correlation rules (XP, open-xp-rules layout)"
     file_patterns: ClassVar[tuple[str, ...]] = (META, BODY, "i18n/i18n_*.yaml")
+    telemetry: ClassVar[FormatTelemetry] = FormatTelemetry(
+        frozenset({"provider", "channel"}), lambda ld, value, t: _Channels()
+    )
 
     def sniff(self, source: CatalogSource) -> bool:
         """Only trees: a lone metainfo.yaml is not a rule without its rule.co."""
@@ -237,11 +243,11 @@ class _RuleReader:
             return tactics, techniques, pairs
         for tactic_raw, listed in attack.items():
             tactic = _text(tactic_raw)
-            _add(tactics, tactic)
+            add(tactics, tactic)
             for tech in listed if isinstance(listed, list) else [listed]:
                 if tech is None:
                     continue
-                _add(techniques, _text(tech))
+                add(techniques, _text(tech))
                 pairs.append([tactic, _text(tech)])
         return tactics, techniques, pairs
 
@@ -289,9 +295,9 @@ class _RuleReader:
         importance: list[str] = []
         types: list[str] = []
         for value in _IMPORTANCE.findall(text):
-            _add(importance, value)
+            add(importance, value)
         for value in _CORRELATION_TYPE.findall(text):
-            _add(types, value)
+            add(types, value)
         return importance, types
 
 
@@ -315,7 +321,7 @@ def _platforms(package: str | None, log_sources: list[dict[str, str]]) -> list[s
     out: list[str] = []
     for source in log_sources:
         if platform := _platform_of(source["provider"]):
-            _add(out, platform)
+            add(out, platform)
     return out
 
 
@@ -337,19 +343,3 @@ def _dig(value: Any, *keys: str) -> Any:
             return None
         value = value.get(key)
     return value
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else value if isinstance(value, str) else str(value)
-
-
-def _str_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else [value]
-    return [_text(v) for v in items if v is not None and not isinstance(v, (dict, list))]
-
-
-def _add(items: list[str], value: str) -> None:
-    if value and value not in items:
-        items.append(value)

@@ -8,14 +8,15 @@ may also hold configuration or pipeline YAML.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
 from app.catalog.base import CatalogSource, ParsedCatalog, ParsedRule
-from app.catalog.formats.maxpatrol_xp import is_xp_tree
+from app.catalog.formats._common import add, is_xp_tree, scalar_list, scalar_text
 from app.catalog.parallel import Pending, start_map
+from app.catalog.telemetry import FormatTelemetry, Hit, Loader, LogSourceMap
 from app.core.bounded_yaml import load_yaml_documents, utf8_head
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Issue, Location
@@ -90,6 +91,52 @@ def scope_root(paths: list[str]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class SigmaLogSources:
+    """Sigma's part of the log-source tables (section `sigma`): "product/category" and
+    "product/service" keys ("*" = any product), and a product alone."""
+
+    categories: dict[str, Hit]
+    services: dict[str, Hit]
+    products: dict[str, Hit]
+
+    @classmethod
+    def load(cls, ld: Loader, value: Any, t: LogSourceMap) -> SigmaLogSources:
+        sigma = ld.mapping(value, "sigma", {"categories", "services", "products"})
+        services = ld.table(sigma.get("services"), "sigma.services", "sigma:", True)
+        for name, cid in t.channel_names.items():  # product: windows services are channels
+            hit = Hit(f"sigma:windows/service/{name}", t.channels[cid].components, coarse=True)
+            services.setdefault(f"windows/{name}", hit)
+        return cls(
+            categories=ld.table(sigma.get("categories"), "sigma.categories", "sigma:"),
+            services=services,
+            products=ld.table(sigma.get("products"), "sigma.products", "sigma:", True),
+        )
+
+    def hits(self, e: dict[str, str], raw: dict[str, str], t: LogSourceMap) -> list[Hit]:
+        product, category, service = e.get("product", "*"), e.get("category"), e.get("service")
+        channel_event = "event_id" in e and product == "windows"  # the service is a channel
+        hits = _channel_event(e, t) if channel_event else []
+        cats, services = self.categories, self.services
+        if category and (hit := cats.get(f"{product}/{category}") or cats.get(f"*/{category}")):
+            hits.append(hit)
+        svc = None if channel_event else service
+        if svc and (hit := services.get(f"{product}/{svc}") or services.get(f"*/{svc}")):
+            hits.append(hit)
+        if not category and not service and (hit := self.products.get(product)):
+            hits.append(hit)
+        return hits
+
+
+def _channel_event(e: dict[str, str], t: LogSourceMap) -> list[Hit]:
+    """A windows service with an event id is that channel's event, unless the entry also names
+    a provider or channel (which then answers instead, as the XP format's entries do)."""
+    if "provider" in e or "channel" in e or "service" not in e:
+        return []
+    hit = t.channel_hit(e["service"], e["event_id"])
+    return [hit] if hit else []
+
+
 class SigmaImporter:
     """Reads Sigma YAML rules; see the module docstring for what is in scope.
 
@@ -105,6 +152,9 @@ class SigmaImporter:
     format_id: ClassVar[str] = "sigma"
     title: ClassVar[str] = "Sigma rules (YAML)"
     file_patterns: ClassVar[tuple[str, ...]] = ("*.yml", "*.yaml")
+    telemetry: ClassVar[FormatTelemetry] = FormatTelemetry(
+        frozenset(LOGSOURCE_KEYS), SigmaLogSources.load, section="sigma"
+    )
 
     def sniff(self, source: CatalogSource) -> bool:
         """A few YAML files (in scope first) must carry top-level logsource and detection."""
@@ -234,12 +284,12 @@ def _rule(
                 meta[key] = value
     if not strict and not (meta.get("title") and (meta.get("detection") or meta.get("logsource"))):
         return None
-    title = _text(meta.get("title"))
+    title = scalar_text(meta.get("title"))
     if not title:
         issues.append(
             Issue("rule has no title", Location(file=path, line=1, field="title"), "warning")
         )
-    rule_id = _text(meta.get("id"))
+    rule_id = scalar_text(meta.get("id"))
     if not rule_id:
         rule_id = path
         issues.append(
@@ -249,34 +299,36 @@ def _rule(
                 "warning",
             )
         )
-    raw_tags = _str_list(meta.get("tags"))
+    raw_tags = scalar_list(meta.get("tags"))
     techniques: list[str] = []
     tactics: list[str] = []
     attack_other: list[str] = []
     other: list[str] = []
     for tag in raw_tags:
         if _TECHNIQUE.fullmatch(tag):
-            _add(techniques, tag)
+            add(techniques, tag)
         elif _TACTIC_ID.fullmatch(tag):
-            _add(tactics, tag)
+            add(tactics, tag)
         elif _OTHER_ID.fullmatch(tag):
-            _add(attack_other, tag)
+            add(attack_other, tag)
         elif tag.lower().startswith("attack."):
-            _add(tactics, tag)
+            add(tactics, tag)
         else:
-            _add(other, tag)
+            add(other, tag)
     log_sources: list[dict[str, str]] = []
     for doc in maps:
         logsource = doc.get("logsource")
         if isinstance(logsource, dict):
-            entry = {k: _text(logsource[k]) for k in LOGSOURCE_KEYS if logsource.get(k) is not None}
+            entry = {
+                k: scalar_text(logsource[k]) for k in LOGSOURCE_KEYS if logsource.get(k) is not None
+            }
             if entry and entry not in log_sources:
                 log_sources.append(entry)
     platforms: list[str] = []
     for entry in log_sources:
         if "product" in entry:
-            _add(platforms, PLATFORMS.get(entry["product"].lower(), entry["product"]))
-    status = _text(meta.get("status")) or None
+            add(platforms, PLATFORMS.get(entry["product"].lower(), entry["product"]))
+    status = scalar_text(meta.get("status")) or None
     extra: dict[str, Any] = {
         "yaml_documents": len(maps),
         "attack_other_tags": attack_other,
@@ -286,50 +338,29 @@ def _rule(
         extra["folder"] = folder
     for key in ("author", "date", "modified"):
         if meta.get(key) is not None:
-            extra[key] = _text(meta[key])
+            extra[key] = scalar_text(meta[key])
     related = meta.get("related")
     if isinstance(related, list):
         extra["related"] = [
-            {_text(k): _text(v) for k, v in r.items()} for r in related if isinstance(r, dict)
+            {scalar_text(k): scalar_text(v) for k, v in r.items()}
+            for r in related
+            if isinstance(r, dict)
         ]
     return ParsedRule(
         rule_id=rule_id,
         name=title,
         title=title,
-        description=_text(meta.get("description")).strip(),
+        description=scalar_text(meta.get("description")).strip(),
         techniques=techniques,
         tactics=tactics,
         log_sources=log_sources,
         platforms=platforms,
-        severity=_text(meta.get("level")) or None,
+        severity=scalar_text(meta.get("level")) or None,
         status=status,
         enabled=(status or "").lower() not in DISABLED_STATUSES,
-        references=_str_list(meta.get("references")),
+        references=scalar_list(meta.get("references")),
         path=path,
         line=1,
         raw_tags=raw_tags,
         extra=extra,
     )
-
-
-def _text(value: Any) -> str:
-    """Scalars as text; YAML dates (2021-09-02) back to the ISO form they were written in."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
-
-
-def _str_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else [value]
-    return [_text(v) for v in items if v is not None and not isinstance(v, (dict, list))]
-
-
-def _add(items: list[str], value: str) -> None:
-    if value and value not in items:
-        items.append(value)

@@ -10,6 +10,7 @@ critical), else from the detection type (TTP and Correlation high, Anomaly mediu
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
@@ -29,6 +30,7 @@ from app.catalog.formats._common import (
     top_key_lines,
     warning,
 )
+from app.catalog.telemetry import FormatTelemetry, Hit, Loader, LogSourceMap
 from app.core.bounded_yaml import load_yaml_documents
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Issue
@@ -44,12 +46,57 @@ TAG_EXTRAS = ("analytic_story", "asset_type", "security_domain", "product", "cve
 TOP_EXTRAS = ("type", "version", "date", "author")
 
 
+@dataclass(frozen=True)
+class SplunkLogSources:
+    """Splunk's part of the log-source tables (section `splunk`): a `data_source` name is
+    "<prefix> <event id>" (a channel's event), an exact name, or "<known source> <anything>"."""
+
+    event_prefixes: dict[str, str]  # "sysmon eventid" -> channel id
+    data_sources: dict[str, Hit]
+    name_prefixes: dict[str, str]  # "aws cloudtrail" -> key of data_sources
+
+    @classmethod
+    def load(cls, ld: Loader, value: Any, t: LogSourceMap) -> SplunkLogSources:
+        splunk = ld.mapping(value, "splunk", {"event_prefixes", "data_sources", "name_prefixes"})
+        data_sources = ld.table(splunk.get("data_sources"), "splunk.data_sources", "splunk:")
+        prefixes = ld.mapping(splunk.get("event_prefixes"), "splunk.event_prefixes")
+        names = ld.mapping(splunk.get("name_prefixes"), "splunk.name_prefixes")
+        if bad := [v for v in prefixes.values() if v not in t.channels]:
+            raise ld.fail("splunk.event_prefixes", f"unknown channels {bad}")
+        if bad := [v for v in names.values() if str(v).lower() not in data_sources]:
+            raise ld.fail("splunk.name_prefixes", f"unknown data sources {bad}")
+        return cls(
+            event_prefixes={k.lower(): v for k, v in prefixes.items()},
+            data_sources=data_sources,
+            name_prefixes={k.lower(): str(v).lower() for k, v in names.items()},
+        )
+
+    def hits(self, e: dict[str, str], raw: dict[str, str], t: LogSourceMap) -> list[Hit]:
+        hit = self._hit(e["data_source"], raw["data_source"], t)
+        return [hit] if hit else []
+
+    def _hit(self, text: str, original: str, t: LogSourceMap) -> Hit | None:
+        head, _, tail = text.rpartition(" ")
+        if (cid := self.event_prefixes.get(head)) and (hit := t.events.get((cid, tail))):
+            return Hit(f"splunk:{original}", hit.components, hit.analytics, hit.coarse)
+        if hit := self.data_sources.get(text):
+            return hit
+        words = text.split(" ")
+        for n in range(len(words) - 1, 0, -1):
+            if (name := self.name_prefixes.get(" ".join(words[:n]))) is not None:
+                return Hit(f"splunk:{original}", self.data_sources[name].components, coarse=True)
+        return None
+
+
 class SplunkImporter:
     """A security_content tree (or any folder of its detection YAML files), or one detection."""
 
     format_id: ClassVar[str] = "splunk"
     title: ClassVar[str] = "Splunk security_content detections (YAML)"
     file_patterns: ClassVar[tuple[str, ...]] = ("*.yml", "*.yaml")
+    telemetry: ClassVar[FormatTelemetry] = FormatTelemetry(
+        frozenset({"data_source"}), SplunkLogSources.load, section="splunk"
+    )
 
     def sniff(self, source: CatalogSource) -> bool:
         """A YAML file with top-level `search:` and `tags:` holding `mitre_attack_id`, not Sigma."""
@@ -57,7 +104,7 @@ class SplunkImporter:
             files = source.files()
             single = len(files) == 1 and files[0][0].lower().endswith(YAML_SUFFIXES)
             return single and _is_detection(source.head(65536))
-        if is_xp_tree(source):
+        if is_xp_tree(p for p, _ in source.files()):
             return False
         return any(_is_detection(data) for _, data in _rule_files(source)[:50])
 

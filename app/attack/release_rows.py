@@ -1,0 +1,74 @@
+"""Whole-release reads for indexes other domains derive once per loaded release.
+
+Coverage's release facts need every live object of a few kinds, every analytic's id and every
+technique → data component link of a release; they read them here instead of the tables. Rows
+come back as the database gives them (tens of thousands per release); statements are built once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import NamedTuple, cast
+
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from app.attack.tables import AttackObject, TechniqueDataComponent
+
+
+class LiveObject(NamedTuple):
+    """An object neither revoked nor deprecated: its STIX id, kind, ATT&CK id and name."""
+
+    stix_id: str
+    kind: str
+    attack_id: str | None
+    name: str
+
+
+class TechniqueComponentRow(NamedTuple):
+    """A technique → data component link derived at ingest (both detection models)."""
+
+    technique_ref: str
+    data_component_ref: str
+    analytic_ref: str | None  # 18+: the analytic that names the data component
+
+
+_LIVE_OBJECTS = sa_select(
+    col(AttackObject.stix_id),
+    col(AttackObject.kind),
+    col(AttackObject.attack_id),
+    col(AttackObject.name),
+).where(
+    col(AttackObject.release_id) == bindparam("rid"),
+    col(AttackObject.kind).in_(bindparam("kinds", expanding=True)),
+    col(AttackObject.revoked).is_(False),
+    col(AttackObject.deprecated).is_(False),
+)
+_ANALYTIC_IDS = sa_select(col(AttackObject.stix_id), col(AttackObject.attack_id)).where(
+    col(AttackObject.release_id) == bindparam("rid"), col(AttackObject.kind) == "analytic"
+)
+_DATA_COMPONENT_LINKS = sa_select(
+    col(TechniqueDataComponent.technique_ref),
+    col(TechniqueDataComponent.data_component_ref),
+    col(TechniqueDataComponent.analytic_ref),
+).where(col(TechniqueDataComponent.release_id) == bindparam("rid"))
+
+
+def live_objects(
+    session: Session, *, release_id: int, kinds: Collection[str]
+) -> Sequence[LiveObject]:
+    """Every live object of the given kinds in the release (rows as they come, same fields)."""
+    rows = session.execute(_LIVE_OBJECTS, {"rid": release_id, "kinds": list(kinds)}).all()
+    return cast("Sequence[LiveObject]", rows)
+
+
+def analytic_ids(session: Session, *, release_id: int) -> dict[str, str | None]:
+    """Analytic STIX id → its ATT&CK id (AN0526), revoked ones included."""
+    return dict(session.execute(_ANALYTIC_IDS, {"rid": release_id}).all())
+
+
+def data_component_links(session: Session, *, release_id: int) -> Sequence[TechniqueComponentRow]:
+    """Every technique → data component link of the release (rows as they come, same fields)."""
+    rows = session.execute(_DATA_COMPONENT_LINKS, {"rid": release_id}).all()
+    return cast("Sequence[TechniqueComponentRow]", rows)

@@ -1,0 +1,94 @@
+"""Reads of a catalog's rule → technique mappings for other domains (coverage, refresh).
+
+Coverage and the release diff ask whole-catalog questions (every counted mapping, every written
+id); they get plain rows from here instead of querying the catalog tables, so a schema change
+stays in this folder. Statements are built once (a summary over 100k rules reads them per import).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from app.catalog.tables import Catalog, Rule, RuleTechnique
+
+
+class CountedMapping(NamedTuple):
+    """A mapping that counts for coverage (outcome ok or remapped) with its rule's weighing."""
+
+    technique: str | None
+    tactic: str | None  # pinned tactic shortname, if the catalog pinned one
+    outcome: str
+    enabled: bool
+    status: str | None
+    severity: str | None
+    rule_pk: int | None
+
+
+class WrittenMapping(NamedTuple):
+    """A mapping as the catalog wrote it and as it resolved: what a new release may make stale."""
+
+    rule_id: str
+    rule_name: str
+    rule_title: str
+    written: str
+    technique: str | None
+
+
+_CATALOGS_BY_ID = sa_select(Catalog).where(col(Catalog.id).in_(bindparam("ids", expanding=True)))
+_COUNTED: Any = (  # `Any`: the labelled column has no static type
+    sa_select(
+        col(RuleTechnique.technique),
+        col(RuleTechnique.tactic),
+        col(RuleTechnique.outcome),
+        col(Rule.enabled),
+        col(Rule.status),
+        col(Rule.severity),
+        col(Rule.id).label("rule_pk"),
+    )
+    .join(Rule, col(Rule.id) == RuleTechnique.rule_pk)
+    .where(
+        col(RuleTechnique.catalog_id) == bindparam("cid"),
+        col(RuleTechnique.outcome).in_(("ok", "remapped")),
+    )
+)
+_WRITTEN = (
+    sa_select(
+        col(Rule.rule_id),
+        col(Rule.name),
+        col(Rule.title),
+        col(RuleTechnique.written),
+        col(RuleTechnique.technique),
+    )
+    .join(Rule, col(Rule.id) == col(RuleTechnique.rule_pk))
+    .where(col(RuleTechnique.catalog_id) == bindparam("cid"))
+    .order_by(col(Rule.rule_id), col(RuleTechnique.id))
+)
+
+
+def catalogs_by_id(session: Session, ids: Collection[int]) -> list[Catalog]:
+    """The catalog rows of `ids` (from `catalog_ids`), sorted by name."""
+    if not ids:
+        return []
+    rows = session.scalars(_CATALOGS_BY_ID, {"ids": list(ids)}).all()
+    return sorted(rows, key=lambda c: c.name)
+
+
+def counted_mappings(session: Session, *, catalog_id: int) -> Sequence[CountedMapping]:
+    """Every mapping of the catalog that counts for coverage, with its rule's weighing fields.
+
+    The database rows are returned as they come (same field names, same order):
+    building 100k named tuples would add a tenth to a catalog's first coverage.
+    """
+    rows = session.execute(_COUNTED, {"cid": catalog_id}).all()
+    return cast("Sequence[CountedMapping]", rows)
+
+
+def written_mappings(session: Session, *, catalog_id: int) -> list[WrittenMapping]:
+    """Every mapping of the catalog as written, by rule id then mapping order."""
+    rows = session.execute(_WRITTEN, {"cid": catalog_id}).all()
+    return [WrittenMapping(*r) for r in rows]

@@ -1,0 +1,115 @@
+"""What a layer kind may read, bound to one session: every read goes through another domain's
+service façade, and the two slow ones are cached under explicit keys.
+
+Rule notes (the covering rules of each technique, as layer metadata and links) are cached per
+release load, catalog revision and base URL; release diffs per pair of release loads. After a
+warm-up a layer is in-memory work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session
+
+from app.attack import service as attack_service
+from app.attack.models import ReleaseChanges
+from app.catalog import service as catalog_service
+from app.core.cache import CacheSpec, caches_of
+from app.core.config import CoverageWeights
+from app.coverage import service as coverage_service
+from app.coverage.models import CatalogComparison, Gap, TechniqueCoverage
+from app.coverage.service import ReleaseFacts, Scope
+from app.layer.entries import RuleLine, RuleNotes, TechniqueState, rule_notes
+
+if TYPE_CHECKING:
+    from app.attack.tables import Release
+
+RULE_NOTES: CacheSpec[dict[str, RuleNotes]] = CacheSpec("layer.rule_notes", size=16)
+RELEASE_CHANGES: CacheSpec[ReleaseChanges] = CacheSpec("layer.release_changes", size=16)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The reads of one layer call: a session, the coverage weights, where links point."""
+
+    session: Session
+    weights: CoverageWeights
+    base_url: str
+
+    def technique_rows(self, scope: Scope) -> list[TechniqueCoverage]:
+        """The rows `/coverage/techniques` serves for the same scope."""
+        return coverage_service.technique_rows(self.session, scope=scope, weights=self.weights)
+
+    def facts(self, release: Release) -> ReleaseFacts:
+        return coverage_service.release_facts(self.session, release=release)
+
+    def gaps(self, scope: Scope, *, collected: list[str], min_score: float) -> list[Gap]:
+        return coverage_service.gaps(
+            self.session,
+            scope=scope,
+            weights=self.weights,
+            collected=collected,
+            min_score=min_score,
+        )
+
+    def compare(self, scope: Scope, *, a: list[str], b: list[str]) -> CatalogComparison:
+        return coverage_service.compare_catalogs(
+            self.session, scope=scope, a=a, b=b, weights=self.weights
+        )
+
+    def release(self, domain: str, version: str) -> Release:
+        return attack_service.get_release(self.session, domain=domain, version=version)
+
+    def versions(self, domain: str) -> list[str]:
+        """Loaded release versions of the domain, oldest first."""
+        return [r.version for r in attack_service.list_releases(self.session) if r.domain == domain]
+
+    def techniques(self, release: Release) -> Mapping[str, TechniqueState]:
+        """The release's techniques as the release diff compares them."""
+        return attack_service.release_view(self.session, release=release).techniques
+
+    def release_changes(self, old: Release, new: Release) -> ReleaseChanges:
+        """The attack service's release diff (what `/releases/diff` serves): a split layer asks
+        once per platform, and the diff layer only reads it."""
+        key = (attack_service.release_key(old), attack_service.release_key(new))
+        return (
+            caches_of(self.session)
+            .get(RELEASE_CHANGES)
+            .get_or_make(key, lambda: attack_service.diff_releases(self.session, old=old, new=new))
+        )
+
+    def rule_notes(self, scope: Scope) -> dict[str, RuleNotes]:
+        """Covering rules per technique for the scope's catalogs, as layer metadata and links
+        (rule lists are the slow part of a layer)."""
+        key = (
+            attack_service.release_key(scope.release),
+            tuple(catalog_service.catalog_key(c) for c in scope.catalogs),
+            self.base_url,
+        )
+        return (
+            caches_of(self.session)
+            .get(RULE_NOTES)
+            .get_or_make(key, lambda: self._rule_notes(scope))
+        )
+
+    def _rule_notes(self, scope: Scope) -> dict[str, RuleNotes]:
+        if not scope.catalogs:
+            return {}
+        found = catalog_service.rules_for_techniques(
+            self.session,
+            techniques=self.facts(scope.release).index.active_ids(),
+            names={c.id or 0: c.name for c in scope.catalogs},
+        )
+        return {
+            tid: rule_notes(
+                [
+                    RuleLine(r.catalog, r.rule_id, r.title or r.name or r.rule_id, r.enabled)
+                    for r in refs
+                ],
+                base_url=self.base_url,
+            )
+            for tid, refs in found.items()
+        }

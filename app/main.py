@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -72,67 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.exposures = {}  # server port → Exposure, filled by the first request through it
 
     add_failure_handlers(app)
-
-    @app.exception_handler(KbmapError)
-    async def kbmap_error(_request: Request, exc: KbmapError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None  # RFC 6750
-        return JSONResponse(exc.as_dict(), status_code=exc.status, headers=headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        """The framework's own refusals (an unparsable body, no such route) in the error format."""
-        body: dict[str, Any] = {
-            "error": {
-                "code": HTTP_CODES.get(exc.status_code, "error"),
-                "message": str(exc.detail),
-                "location": None,
-                "issues": [],
-            }
-        }
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        issues = [
-            {
-                "message": e.get("msg", ""),
-                "severity": "error",
-                "location": {
-                    "file": None,
-                    "line": None,
-                    "field": ".".join(str(p) for p in e.get("loc", ())),
-                },
-            }
-            for e in exc.errors()
-        ]
-        field = str(issues[0]["location"]["field"]) if issues else ""
-        message = str(issues[0]["message"]) if issues else "invalid request"
-        body = {
-            "error": {
-                "code": "invalid_input",
-                "message": f"{field}: {message}",
-                "location": issues[0]["location"] if issues else None,
-                "issues": issues,
-            }
-        }
-        return JSONResponse(body, status_code=422)
-
-    @app.get("/healthz", tags=["health"])
-    def get_health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"], response_model=Readiness, responses=NOT_READY)
-    def get_readiness() -> JSONResponse:
-        try:
-            app.state.schema()
-            with app.state.engine.connect() as conn:
-                releases = conn.execute(text("SELECT count(*) FROM release")).scalar_one()
-        except Exception:
-            return JSONResponse({"status": "database unreachable"}, status_code=503)
-        if not releases:
-            return JSONResponse({"status": "no ATT&CK release loaded"}, status_code=503)
-        return JSONResponse({"status": "ready", "releases": releases})
-
+    app.add_exception_handler(KbmapError, _kbmap_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.include_router(health_router)
     app.include_router(api_router, prefix="/api/v1")
     docs.mount(app)
     app.include_router(web_router)  # server-rendered pages at the root
@@ -142,3 +85,71 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AllowedHosts)  # before anything reads or writes (DNS rebinding)
     app.add_middleware(SecurityHeaders)  # outermost: every response has the headers, a 400 too
     return app
+
+
+# ---- error rendering and health, at the edge ----------------------------------------------
+
+
+async def _kbmap_error(_request: Request, exc: KbmapError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None  # RFC 6750
+    return JSONResponse(exc.as_dict(), status_code=exc.status, headers=headers)
+
+
+async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """The framework's own refusals (an unparsable body, no such route) in the error format."""
+    body: dict[str, Any] = {
+        "error": {
+            "code": HTTP_CODES.get(exc.status_code, "error"),
+            "message": str(exc.detail),
+            "location": None,
+            "issues": [],
+        }
+    }
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    issues = [
+        {
+            "message": e.get("msg", ""),
+            "severity": "error",
+            "location": {
+                "file": None,
+                "line": None,
+                "field": ".".join(str(p) for p in e.get("loc", ())),
+            },
+        }
+        for e in exc.errors()
+    ]
+    field = str(issues[0]["location"]["field"]) if issues else ""
+    message = str(issues[0]["message"]) if issues else "invalid request"
+    body = {
+        "error": {
+            "code": "invalid_input",
+            "message": f"{field}: {message}",
+            "location": issues[0]["location"] if issues else None,
+            "issues": issues,
+        }
+    }
+    return JSONResponse(body, status_code=422)
+
+
+health_router = APIRouter()
+
+
+@health_router.get("/healthz", tags=["health"])
+def get_health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health_router.get("/readyz", tags=["health"], response_model=Readiness, responses=NOT_READY)
+def get_readiness(request: Request) -> JSONResponse:
+    try:
+        request.app.state.schema()
+        with request.app.state.engine.connect() as conn:
+            releases = conn.execute(text("SELECT count(*) FROM release")).scalar_one()
+    except Exception:
+        return JSONResponse({"status": "database unreachable"}, status_code=503)
+    if not releases:
+        return JSONResponse({"status": "no ATT&CK release loaded"}, status_code=503)
+    return JSONResponse({"status": "ready", "releases": releases})

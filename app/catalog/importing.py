@@ -28,10 +28,10 @@ from app.catalog.base import CatalogSource, ParsedCatalog, clean_rules
 from app.catalog.catalogs import catalog_read
 from app.catalog.models import CatalogRead, ImportReport, ImportWarning, ReleaseFallback
 from app.catalog.parallel import Pending
-from app.catalog.rows import Links, match_analytics, write_rules
 from app.catalog.tables import Catalog
 from app.catalog.telemetry import LogSourceMap, data_components_for, load_log_source_map
 from app.catalog.validate import Validation, validate_catalog
+from app.catalog.writing import Links, match_analytics, write_rules
 from app.core.cache import caches_of
 from app.core.config import Limits, Settings
 from app.core.db import read_session, transaction

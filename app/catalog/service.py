@@ -1,6 +1,6 @@
 """The catalog's façade: what other domains, the routes and the CLI call.
 
-Split by question: importing (`importing.py`, writing `rows.py`), catalogs (`catalogs.py`),
+Split by question: importing (`importing.py`, writing `writing.py`), catalogs (`catalogs.py`),
 rules (`rules.py`), export (`exporting.py`), reads of mappings for other domains (`mappings.py`);
 the upgrade is `upgrade.py`. Callers import this module only, so the split can move again.
 """
@@ -27,11 +27,11 @@ from app.catalog.importing import pick_release as pick_release
 from app.catalog.mappings import catalogs_by_id as catalogs_by_id
 from app.catalog.mappings import counted_mappings as counted_mappings
 from app.catalog.mappings import written_mappings as written_mappings
-from app.catalog.rows import match_analytics as match_analytics
-from app.catalog.rows import write_rules as write_rules
 from app.catalog.rules import get_rule as get_rule
 from app.catalog.rules import list_rules as list_rules
 from app.catalog.rules import rules_for_techniques as rules_for_techniques
+from app.catalog.writing import match_analytics as match_analytics
+from app.catalog.writing import write_rules as write_rules
 
 __all__ = [
     "CATALOGS_STATE_SQL",

@@ -34,7 +34,6 @@ from app.catalog.models import (
     MappingExample,
     UpgradeRecord,
 )
-from app.catalog.rows import Links, insert_analytics, match_analytics
 from app.catalog.tables import Catalog, Rule, RuleAnalytic, RuleTechnique
 from app.catalog.telemetry import LogSourceMap
 from app.catalog.validate import (
@@ -45,6 +44,7 @@ from app.catalog.validate import (
     outcome_counts,
     validate_catalog,
 )
+from app.catalog.writing import Links, insert_analytics, match_analytics
 from app.core.api_model import ApiModel
 from app.core.cache import caches_of
 from app.core.config import Settings

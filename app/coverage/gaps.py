@@ -15,8 +15,8 @@ from app.core.errors import InvalidInput
 from app.core.pages import Page
 from app.coverage.facts import ReleaseFacts, release_facts
 from app.coverage.models import Gap, PriorityParts, TechniqueCoverage
-from app.coverage.rows import technique_rows
 from app.coverage.scope import Scope, split_values
+from app.coverage.techniques import technique_rows
 
 if TYPE_CHECKING:  # the row type for annotations only: the reads go through the attack service
     from app.attack.tables import Release

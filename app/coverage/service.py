@@ -2,7 +2,7 @@
 comparison, gap ranking.
 
 facts.py reads what a release and a catalog give coverage (cached under explicit keys);
-scope.py resolves the question; rows.py scores each technique; summary.py and gaps.py answer.
+scope.py resolves the question; techniques.py scores each technique; summary.py and gaps.py answer.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from app.coverage.facts import (
     release_facts,
 )
 from app.coverage.gaps import gap_page, gaps, with_mitigations
-from app.coverage.rows import technique_rows, technique_rows_page
 from app.coverage.scope import Scope, make_scope, split_values
 from app.coverage.summary import (
     by_data_component,
@@ -24,6 +23,7 @@ from app.coverage.summary import (
     compare_catalogs,
     summary,
 )
+from app.coverage.techniques import technique_rows, technique_rows_page
 
 __all__ = [
     "CatalogWeights",

@@ -21,8 +21,8 @@ from app.coverage.models import (
     GroupCount,
     TechniqueCoverage,
 )
-from app.coverage.rows import technique_rows
 from app.coverage.scope import Scope, make_scope, split_values
+from app.coverage.techniques import technique_rows
 
 
 def _percent(part: int, whole: int) -> float:

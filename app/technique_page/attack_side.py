@@ -16,7 +16,7 @@ from app.attack import service as attack_service
 from app.attack.models import Ref, RelatedRef
 from app.attack.rows import Brief, ObjectRow
 from app.core.cache import CacheSpec, caches_of
-from app.technique_page.detection import detection, ref
+from app.technique_page.detection_block import detection, ref
 from app.technique_page.models import TechniquePage
 
 if TYPE_CHECKING:

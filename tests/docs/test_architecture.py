@@ -25,6 +25,8 @@ def _listed_modules() -> set[str]:
     listed: set[str] = set()
     folder = ""
     for line in _layout_block().splitlines():
+        if not line.startswith("  "):
+            continue  # the block's own first line, app/
         name = line.strip().split(" ", 1)[0]
         if line.startswith("  ") and not line.startswith("    ") and name.endswith("/"):
             folder = name

@@ -19,7 +19,7 @@ from app.attack.releases import find_release, release_key
 from app.attack.stix import DOMAINS
 from app.attack.tables import AttackObject, Release
 from app.attack.vocabulary import THREAT_KINDS, Vocabulary, threat_names
-from app.core.cache import CacheSpec, caches_of
+from app.core.cache import CacheSpec, cached
 
 
 def list_tactics(session: Session, *, release: Release) -> list[TacticRead]:
@@ -96,10 +96,11 @@ ANALYTICS: CacheSpec[AnalyticsByTechnique] = CacheSpec("attack.analytics_by_tech
 
 def technique_index(session: Session, *, release: Release) -> TechniqueIndex:
     """Every technique of a release with its state; built once per loaded release."""
-    return (
-        caches_of(session)
-        .get(TECHNIQUE_INDEX)
-        .get_or_make(release_key(release), lambda: _build_technique_index(session, release))
+    return cached(
+        session,
+        TECHNIQUE_INDEX,
+        release_key(release),
+        lambda: _build_technique_index(session, release),
     )
 
 
@@ -159,10 +160,8 @@ VOCABULARY: CacheSpec[Vocabulary] = CacheSpec("attack.vocabulary")
 
 def vocabulary(session: Session, *, release: Release) -> Vocabulary:
     """The release's tactics, platforms and threat names: the one resolver of filter values."""
-    return (
-        caches_of(session)
-        .get(VOCABULARY)
-        .get_or_make(release_key(release), lambda: _build_vocabulary(session, release))
+    return cached(
+        session, VOCABULARY, release_key(release), lambda: _build_vocabulary(session, release)
     )
 
 
@@ -194,10 +193,8 @@ def _aliases(data: dict[str, Any]) -> list[str]:
 
 def analytics_by_technique(session: Session, *, release: Release) -> AnalyticsByTechnique:
     """Technique id → its analytics (18+): (analytic id, [(log source name, channel)])."""
-    return (
-        caches_of(session)
-        .get(ANALYTICS)
-        .get_or_make(release_key(release), lambda: _build_analytics(session, release))
+    return cached(
+        session, ANALYTICS, release_key(release), lambda: _build_analytics(session, release)
     )
 
 

@@ -14,7 +14,7 @@ from app.attack.models import ReleaseChanges
 from app.attack.relationships import relationships
 from app.attack.releases import release_key
 from app.attack.tables import AttackObject, Release
-from app.core.cache import CacheSpec, caches_of
+from app.core.cache import CacheSpec, cached
 from app.core.errors import InvalidInput
 
 # A view holds every technique and detection object of a release with its description (a few MB
@@ -24,10 +24,8 @@ RELEASE_VIEWS: CacheSpec[ReleaseView] = CacheSpec("attack.release_view", size=6)
 
 def release_view(session: Session, *, release: Release) -> ReleaseView:
     """The objects and structural relationships of one release, built once per loaded release."""
-    return (
-        caches_of(session)
-        .get(RELEASE_VIEWS)
-        .get_or_make(release_key(release), lambda: _load_view(session, release))
+    return cached(
+        session, RELEASE_VIEWS, release_key(release), lambda: _load_view(session, release)
     )
 
 

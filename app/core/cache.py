@@ -152,3 +152,11 @@ def _engine_of(bind: Engine | Connection | Session) -> Engine:
         found = bind.get_bind()
         return found if isinstance(found, Engine) else found.engine
     return bind if isinstance(bind, Engine) else bind.engine
+
+
+def cached(
+    bind: Engine | Connection | Session, spec: CacheSpec[V], key: Hashable, make: Callable[[], V]
+) -> V:
+    """`spec`'s value for `key` in `bind`'s database, made by `make` on a miss: the one call
+    every per-release or per-catalog cache goes through."""
+    return caches_of(bind).get(spec).get_or_make(key, make)

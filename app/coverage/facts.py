@@ -17,7 +17,7 @@ from sqlmodel import Session
 from app.attack import service as attack_service
 from app.attack.service import TechniqueIndex
 from app.catalog import service as catalog_service
-from app.core.cache import CacheSpec, caches_of
+from app.core.cache import CacheSpec, cached
 from app.core.config import CoverageWeights
 from app.coverage.scoring import rule_weight
 
@@ -86,12 +86,11 @@ CATALOG_WEIGHTS: CacheSpec[CatalogWeights] = CacheSpec("coverage.catalog_weights
 
 def release_facts(session: Session, *, release: Release) -> ReleaseFacts:
     """Threat users, data components and strategies per technique; once per loaded release."""
-    return (
-        caches_of(session)
-        .get(RELEASE_FACTS)
-        .get_or_make(
-            attack_service.release_key(release), lambda: _build_release_facts(session, release)
-        )
+    return cached(
+        session,
+        RELEASE_FACTS,
+        attack_service.release_key(release),
+        lambda: _build_release_facts(session, release),
     )
 
 
@@ -187,11 +186,7 @@ def catalog_mappings(
 ) -> CatalogWeights:
     """A catalog's counted mappings with their rule weights; once per import and weight set."""
     key = (catalog_service.catalog_key(catalog), weights.model_dump_json())
-    return (
-        caches_of(session)
-        .get(CATALOG_WEIGHTS)
-        .get_or_make(key, lambda: _weigh_mappings(session, catalog, weights))
-    )
+    return cached(session, CATALOG_WEIGHTS, key, lambda: _weigh_mappings(session, catalog, weights))
 
 
 def _weigh_mappings(session: Session, catalog: Catalog, weights: CoverageWeights) -> CatalogWeights:

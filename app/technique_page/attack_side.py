@@ -15,7 +15,7 @@ from sqlmodel import Session
 from app.attack import service as attack_service
 from app.attack.models import Ref, RelatedRef
 from app.attack.rows import Brief, ObjectRow
-from app.core.cache import CacheSpec, caches_of
+from app.core.cache import CacheSpec, cached
 from app.technique_page.detection_block import detection, ref
 from app.technique_page.models import TechniquePage
 
@@ -32,10 +32,8 @@ def attack_side(session: Session, *, releases: Sequence[Release], attack_id: str
     """The page for one technique, without rules. Shared between callers: copy it with
     `model_copy(update=...)`, never change it."""
     key = (tuple(attack_service.release_key(r) for r in releases), attack_id.strip().upper())
-    return (
-        caches_of(session)
-        .get(ATTACK_SIDES)
-        .get_or_make(key, lambda: _build(session, releases=releases, attack_id=attack_id))
+    return cached(
+        session, ATTACK_SIDES, key, lambda: _build(session, releases=releases, attack_id=attack_id)
     )
 
 

@@ -20,6 +20,11 @@ from app.catalog.tables import (  # noqa: F401
     RuleTechnique,
 )
 from app.core.db import migrate
+from app.environment.tables import (  # noqa: F401
+    Environment,
+    EnvironmentLogSource,
+    EnvironmentSystem,
+)
 
 METADATA = SQLModel.metadata
 

@@ -72,3 +72,46 @@ def data_component_links(session: Session, *, release_id: int) -> Sequence[Techn
     """Every technique → data component link of the release (rows as they come, same fields)."""
     rows = session.execute(_DATA_COMPONENT_LINKS, {"rid": release_id}).all()
     return cast("Sequence[TechniqueComponentRow]", rows)
+
+
+class LogSourceComponent(NamedTuple):
+    """ATT&CK's own word that a log source (name, channel) feeds a data component (18+: an
+    analytic's log-source reference, or the data component's `x_mitre_log_sources`)."""
+
+    name: str
+    channel: str
+    data_component: str  # its name in the release
+
+
+_LOG_SOURCE_OWNERS = sa_select(
+    col(AttackObject.stix_id),
+    col(AttackObject.kind),
+    col(AttackObject.name),
+    col(AttackObject.data),
+).where(
+    col(AttackObject.release_id) == bindparam("rid"),
+    col(AttackObject.kind).in_(("analytic", "data_component")),
+    col(AttackObject.revoked).is_(False),
+)
+
+
+def log_source_components(session: Session, *, release_id: int) -> list[LogSourceComponent]:
+    """Every (log source name, channel) → data component pair the release states; empty for
+    releases before 18, whose data components name no log sources."""
+    rows = session.execute(_LOG_SOURCE_OWNERS, {"rid": release_id}).all()
+    names = {stix: name for stix, kind, name, _data in rows if kind == "data_component"}
+    out: list[LogSourceComponent] = []
+    for _stix, kind, name, data in rows:
+        if kind == "data_component":
+            refs = [(r, name) for r in (data or {}).get("log_sources") or ()]
+        else:
+            refs = [
+                (r, names.get(str(r.get("x_mitre_data_component_ref")), ""))
+                for r in (data or {}).get("log_source_references") or ()
+            ]
+        out += [
+            LogSourceComponent(str(r.get("name", "")), str(r.get("channel", "")), dc)
+            for r, dc in refs
+            if isinstance(r, dict) and dc
+        ]
+    return out

@@ -38,7 +38,13 @@ from app.attack.relationships import (
     relationships,
     relationships_of,
 )
-from app.attack.release_rows import analytic_ids, data_component_links, live_objects
+from app.attack.release_rows import (
+    LogSourceComponent,
+    analytic_ids,
+    data_component_links,
+    live_objects,
+    log_source_components,
+)
 from app.attack.release_view import diff_releases, release_view
 from app.attack.releases import (
     RELEASES_STATE_SQL,
@@ -55,6 +61,7 @@ __all__ = [
     "KIND_LABEL",
     "RELEASES_STATE_SQL",
     "Brief",
+    "LogSourceComponent",
     "ObjectRow",
     "Related",
     "RelationshipLink",
@@ -77,6 +84,7 @@ __all__ = [
     "list_tactics",
     "list_techniques",
     "live_objects",
+    "log_source_components",
     "mitigations_for",
     "object_read",
     "objects_by_stix_id",

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from app.catalog.tables import Catalog, Rule, RuleTechnique
+from app.catalog.tables import Catalog, Rule, RuleDataComponent, RuleTechnique
 
 
 class CountedMapping(NamedTuple):
@@ -39,6 +39,21 @@ class WrittenMapping(NamedTuple):
     technique: str | None
 
 
+class RuleTelemetry(NamedTuple):
+    """What a rule needs to fire: the platforms its catalog wrote and the data components its
+    log sources provide (empty when kbmap could not place them)."""
+
+    rule_pk: int
+    platforms: tuple[str, ...]
+    data_components: tuple[str, ...]
+
+
+_RULE_PLATFORMS = sa_select(col(Rule.id), col(Rule.platforms)).where(
+    col(Rule.catalog_id) == bindparam("cid")
+)
+_RULE_COMPONENTS = sa_select(
+    col(RuleDataComponent.rule_pk), col(RuleDataComponent.data_component)
+).where(col(RuleDataComponent.catalog_id) == bindparam("cid"))
 _CATALOGS_BY_ID = sa_select(Catalog).where(col(Catalog.id).in_(bindparam("ids", expanding=True)))
 _COUNTED: Any = (  # `Any`: the labelled column has no static type
     sa_select(
@@ -92,3 +107,14 @@ def written_mappings(session: Session, *, catalog_id: int) -> list[WrittenMappin
     """Every mapping of the catalog as written, by rule id then mapping order."""
     rows = session.execute(_WRITTEN, {"cid": catalog_id}).all()
     return [WrittenMapping(*r) for r in rows]
+
+
+def rule_telemetry(session: Session, *, catalog_id: int) -> list[RuleTelemetry]:
+    """Every rule of the catalog with its platforms and data components (two statements)."""
+    components: dict[int, list[str]] = {}
+    for pk, dc in session.execute(_RULE_COMPONENTS, {"cid": catalog_id}).all():
+        components.setdefault(pk, []).append(dc)
+    return [
+        RuleTelemetry(pk, tuple(platforms or ()), tuple(dict.fromkeys(components.get(pk, ()))))
+        for pk, platforms in session.execute(_RULE_PLATFORMS, {"cid": catalog_id}).all()
+    ]

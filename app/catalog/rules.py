@@ -206,3 +206,19 @@ def rules_for_techniques(
             )
         )
     return out
+
+
+_RULE_LABELS = (
+    sa_select(col(Rule.id), col(Catalog.name), col(Rule.rule_id))
+    .join(Catalog, col(Catalog.id) == col(Rule.catalog_id))
+    .where(col(Rule.id).in_(bindparam("pks", expanding=True)))
+)
+
+
+def rule_labels(session: Session, pks: Iterable[int]) -> dict[int, str]:
+    """Rule pk → "catalog/rule id", for answers that name many rules briefly."""
+    wanted = list(set(pks))
+    if not wanted:
+        return {}
+    rows = session.execute(_RULE_LABELS, {"pks": wanted}).all()
+    return {pk: f"{cat}/{rid}" for pk, cat, rid in rows}

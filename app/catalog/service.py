@@ -24,18 +24,30 @@ from app.catalog.importing import import_parsed as import_parsed
 from app.catalog.importing import log_source_map as log_source_map
 from app.catalog.importing import parse_source as parse_source
 from app.catalog.importing import pick_release as pick_release
+from app.catalog.mappings import RuleTelemetry as RuleTelemetry
 from app.catalog.mappings import catalogs_by_id as catalogs_by_id
 from app.catalog.mappings import counted_mappings as counted_mappings
+from app.catalog.mappings import rule_telemetry as rule_telemetry
 from app.catalog.mappings import written_mappings as written_mappings
+from app.catalog.platforms import PlatformMap as PlatformMap
+from app.catalog.platforms import platform_map as platform_map
 from app.catalog.rules import get_rule as get_rule
 from app.catalog.rules import list_rules as list_rules
+from app.catalog.rules import rule_labels as rule_labels
 from app.catalog.rules import rules_for_techniques as rules_for_techniques
+from app.catalog.telemetry import LogSourceMap as LogSourceMap
+from app.catalog.telemetry import analytic_ref_keys as analytic_ref_keys
+from app.catalog.telemetry import data_components_for as data_components_for
 from app.catalog.writing import match_analytics as match_analytics
 from app.catalog.writing import write_rules as write_rules
 
 __all__ = [
     "CATALOGS_STATE_SQL",
     "ImportResult",
+    "LogSourceMap",
+    "PlatformMap",
+    "RuleTelemetry",
+    "analytic_ref_keys",
     "canonical_document",
     "catalog_ids",
     "catalog_key",
@@ -43,6 +55,7 @@ __all__ = [
     "catalog_read",
     "catalogs_by_id",
     "counted_mappings",
+    "data_components_for",
     "delete_catalog",
     "export_catalog",
     "get_catalog",
@@ -56,6 +69,9 @@ __all__ = [
     "match_analytics",
     "parse_source",
     "pick_release",
+    "platform_map",
+    "rule_labels",
+    "rule_telemetry",
     "rules_for_techniques",
     "write_rules",
     "written_mappings",

@@ -37,6 +37,7 @@ class Limits(BaseSettings):
     max_rule_title_chars: int = 500  # rule names and titles, likewise
     max_json_depth: int = 64
     max_rules: int = 200_000
+    max_environment_sources: int = 100_000  # (system, log source) rows of one environment
     max_page: int = 1000
 
 

@@ -1,4 +1,5 @@
-"""The coverage scope a request names: release, catalogs, platforms, tactics, threat."""
+"""The coverage scope a request names: release, catalogs, platforms, tactics, threat, and the
+environment whose telemetry decides which rules can fire."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from fastapi import Depends, Query
 
 from app.attack.deps import ReleaseDep
 from app.catalog.deps import CatalogsQuery
-from app.core.deps import SessionDep
+from app.core.deps import SessionDep, SettingsDep
 from app.coverage import service as coverage_service
 from app.coverage.service import Scope
+from app.environment.deps import EnvironmentQuery
 
 
 def get_scope(
     session: SessionDep,
+    settings: SettingsDep,
     release: ReleaseDep,
     catalog: CatalogsQuery = None,
     platform: Annotated[
@@ -31,6 +34,7 @@ def get_scope(
             description="groups, software, campaigns by id, name or alias (G0016,APT29,C0024)",
         ),
     ] = None,
+    environment: EnvironmentQuery = None,
 ) -> Scope:
     """The question every coverage call answers: release, catalogs, platforms, tactics, threat."""
     return coverage_service.make_scope(
@@ -40,6 +44,8 @@ def get_scope(
         platforms=platform,
         tactics=tactic,
         threat=groups,
+        environment=environment,
+        kb_dir=settings.kb_dir,
     )
 
 

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from app.attack import service as attack_service
 from app.core.config import CoverageWeights
-from app.core.errors import InvalidInput
+from app.core.errors import InvalidInput, Location
 from app.core.pages import Page
 from app.coverage.facts import ReleaseFacts, release_facts
 from app.coverage.models import Gap, PriorityParts, TechniqueCoverage
@@ -24,6 +24,14 @@ if TYPE_CHECKING:  # the row type for annotations only: the reads go through the
 THREAT_WEIGHT = 10.0  # × ln(1 + groups + software + campaigns using the technique)
 PLATFORM_WEIGHT = 2.0  # × platforms of interest the technique spans
 CHEAP_BONUS = 15.0  # telemetry already collected: a rule is all that is missing
+# an environment's state → the gap's telemetry: `cheap` is `telemetry_only` under its old name
+_TELEMETRY_OF = {
+    "effective": "effective",  # weakly: below min_score
+    "rule_without_telemetry": "rule_without_telemetry",
+    "telemetry_only": "cheap",
+    "blind": "blind",
+    "unknown": "unknown",
+}
 
 
 def gaps(
@@ -34,7 +42,14 @@ def gaps(
     collected: Sequence[str] | None = None,
     min_score: float = 0.0,
 ) -> list[Gap]:
-    """Uncovered (score 0) and weak (score < min_score) techniques, highest priority first."""
+    """Uncovered (score 0) and weak (score < min_score) techniques, highest priority first.
+    With an environment, a technique is covered only where a rule can fire (`effective`), and
+    its state is its telemetry."""
+    if scope.environment is not None and collected:
+        raise InvalidInput(
+            "give collected= or environment=, not both: the environment says what is collected",
+            Location(field="collected"),
+        )
     facts = release_facts(session, release=scope.release)
     have = _collected(facts, collected)
     plats = {p.lower() for p in scope.platforms}
@@ -42,10 +57,16 @@ def gaps(
     out = [
         _gap(r, facts, have=have, plats=plats, threat=threat)
         for r in technique_rows(session, scope=scope, weights=weights)
-        if not (r.covered and r.score >= min_score)
+        if _is_gap(r, min_score)
     ]
     out.sort(key=lambda g: (-g.priority, g.id))
     return out
+
+
+def _is_gap(r: TechniqueCoverage, min_score: float) -> bool:
+    if r.state is None:
+        return not (r.covered and r.score >= min_score)
+    return not (r.state == "effective" and (r.effective_score or 0.0) >= min_score)
 
 
 def _collected(facts: ReleaseFacts, collected: Sequence[str] | None) -> set[str]:
@@ -72,9 +93,13 @@ def _gap(
     uses = sum(len(v) for v in ids.values())
     span = len([p for p in r.platforms if not plats or p.lower() in plats])
     dcs = sorted(facts.data_components.get(r.id, ()))
-    got = [d for d in dcs if d.lower() in have]
-    telemetry = "unknown" if not have else ("cheap" if got else "blind")
-    weakness = round(1.0 - r.score / 100, 3)
+    if r.state is not None:  # the environment's answer
+        got, telemetry = list(r.visible_data_components or ()), _TELEMETRY_OF[r.state]
+        weakness = round(1.0 - (r.effective_score or 0.0) / 100, 3)
+    else:
+        got = [d for d in dcs if d.lower() in have]
+        telemetry = "unknown" if not have else ("cheap" if got else "blind")
+        weakness = round(1.0 - r.score / 100, 3)
     parts = PriorityParts(
         threat_uses=uses,
         threat=round(THREAT_WEIGHT * math.log1p(uses), 2),
@@ -100,6 +125,8 @@ def _gap(
         detection_strategies=sorted(s[0] or "" for s in facts.strategies.get(r.id, ())),
         analytics=sorted(facts.analytics.get(r.id, ())),
         mitigations=[],
+        state=r.state,
+        missing_log_sources=r.missing_log_sources,
     )
 
 

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
 from app.attack import service as attack_service
 from app.catalog import service as catalog_service
+from app.environment import service as environment_service
 
 if TYPE_CHECKING:  # row types for annotations only: the reads go through the services
     from app.attack.tables import Release
+    from app.catalog.service import PlatformMap
     from app.catalog.tables import Catalog
+    from app.environment.service import EnvironmentTelemetry
+
+
+@dataclass(frozen=True)
+class EnvironmentScope:
+    """An environment a coverage call is asked under, with the table that says which ATT&CK
+    platforms each rule platform is."""
+
+    telemetry: EnvironmentTelemetry
+    rule_platforms: PlatformMap
 
 
 @dataclass
@@ -25,6 +38,7 @@ class Scope:
     platforms: list[str] = field(default_factory=list)
     tactics: list[str] = field(default_factory=list)
     threat: list[str] = field(default_factory=list)  # group / software / campaign ids
+    environment: EnvironmentScope | None = None
 
 
 def make_scope(
@@ -35,9 +49,12 @@ def make_scope(
     platforms: Sequence[str] | None = None,
     tactics: Sequence[str] | None = None,
     threat: Sequence[str] | None = None,
+    environment: str | None = None,
+    kb_dir: Path | None = None,
 ) -> Scope:
     """Filter values in any form kbmap prints are resolved here, once, by the release's
-    vocabulary; an unknown one is an error naming what is known."""
+    vocabulary; an unknown one is an error naming what is known. `environment` needs `kb_dir`
+    (the rule-platform table)."""
     words = attack_service.vocabulary(session, release=release)
     ids = catalog_service.catalog_ids(session, catalogs)
     return Scope(
@@ -46,6 +63,20 @@ def make_scope(
         platforms=words.platform_names(split_values(platforms)),
         tactics=words.tactic_shortnames(split_values(tactics)),
         threat=words.threat_ids(split_values(threat)),
+        environment=_environment(session, environment, kb_dir),
+    )
+
+
+def _environment(
+    session: Session, name: str | None, kb_dir: Path | None
+) -> EnvironmentScope | None:
+    if not name:
+        return None
+    if kb_dir is None:
+        raise ValueError("an environment scope needs kb_dir")  # a caller's bug, not input
+    return EnvironmentScope(
+        environment_service.environment_telemetry(session, name=name),
+        catalog_service.platform_map(kb_dir),
     )
 
 

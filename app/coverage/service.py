@@ -2,11 +2,14 @@
 comparison, gap ranking.
 
 facts.py reads what a release and a catalog give coverage (cached under explicit keys);
-scope.py resolves the question; techniques.py scores each technique; summary.py and gaps.py answer.
+scope.py resolves the question; techniques.py scores each technique; summary.py and gaps.py answer;
+effective.py judges techniques in an environment, states.py sums them, onboarding.py ranks what
+to collect next.
 """
 
 from __future__ import annotations
 
+from app.coverage.effective import STATES
 from app.coverage.facts import (
     CatalogWeights,
     ReleaseFacts,
@@ -15,7 +18,8 @@ from app.coverage.facts import (
     release_facts,
 )
 from app.coverage.gaps import gap_page, gaps, with_mitigations
-from app.coverage.scope import Scope, make_scope, split_values
+from app.coverage.onboarding import collect_next
+from app.coverage.scope import EnvironmentScope, Scope, make_scope, split_values
 from app.coverage.summary import (
     by_data_component,
     by_detection_strategy,
@@ -26,13 +30,16 @@ from app.coverage.summary import (
 from app.coverage.techniques import technique_rows, technique_rows_page
 
 __all__ = [
+    "STATES",
     "CatalogWeights",
+    "EnvironmentScope",
     "ReleaseFacts",
     "Scope",
     "TechniqueRules",
     "by_data_component",
     "by_detection_strategy",
     "catalog_mappings",
+    "collect_next",
     "compare",
     "compare_catalogs",
     "gap_page",

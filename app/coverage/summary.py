@@ -22,6 +22,7 @@ from app.coverage.models import (
     TechniqueCoverage,
 )
 from app.coverage.scope import Scope, make_scope, split_values
+from app.coverage.states import effective_summary
 from app.coverage.techniques import technique_rows
 
 
@@ -50,6 +51,7 @@ def summary(session: Session, *, scope: Scope, weights: CoverageWeights) -> Cove
         by_tactic=_by_tactic(facts, scope, rows),
         by_platform=_by_platform(rows),
         by_catalog=_by_catalog(session, scope, rows, weights),
+        effective=effective_summary(session, scope=scope, facts=facts, rows=rows),
     )
 
 

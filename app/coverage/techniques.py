@@ -15,6 +15,7 @@ from app.attack.service import TechniqueIndex, TechniqueInfo
 from app.core.config import CoverageWeights
 from app.core.errors import InvalidInput, Location
 from app.core.pages import Page
+from app.coverage.effective import Judge, Verdict, make_judge, system_names
 from app.coverage.facts import (
     CatalogWeights,
     ReleaseFacts,
@@ -39,10 +40,24 @@ class _Own(NamedTuple):
     remapped: int
 
 
+class Computed(NamedTuple):
+    """Everything the rows were read off: what onboarding asks of them again."""
+
+    facts: ReleaseFacts
+    own: dict[str, _Own]  # technique → its own rules merged across catalogs
+    rows: list[TechniqueCoverage]
+    judge: Judge | None
+
+
 def technique_rows(
     session: Session, *, scope: Scope, weights: CoverageWeights
 ) -> list[TechniqueCoverage]:
     """One row per active technique in scope (platform, tactic and threat filters applied)."""
+    return compute(session, scope=scope, weights=weights).rows
+
+
+def compute(session: Session, *, scope: Scope, weights: CoverageWeights) -> Computed:
+    """The rows with what they were computed from; judged when the scope names an environment."""
     facts = release_facts(session, release=scope.release)
     per_catalog = [
         (c.name, catalog_mappings(session, catalog=c, weights=weights)) for c in scope.catalogs
@@ -54,7 +69,25 @@ def technique_rows(
         tid: _own(infos[tid], tid, per_catalog, weights)
         for tid in set(wanted) | {c for t in wanted for c in children.get(t, ())}
     }
-    return [_row(tid, infos[tid], computed, children.get(tid, []), weights) for tid in wanted]
+    rows = [_row(tid, infos[tid], computed, children.get(tid, []), weights) for tid in wanted]
+    judge = make_judge(session, scope=scope, facts=facts, weights=weights)
+    if judge is not None:
+        for r in rows:
+            _judged(r, judge(r.id, infos[r.id], computed[r.id].per_rule), judge)
+    return Computed(facts, computed, rows, judge)
+
+
+def _judged(row: TechniqueCoverage, v: Verdict, judge: Judge) -> None:
+    """The row's environment fields, from its verdict."""
+    row.state = v.state  # type: ignore[assignment]  # one of STATES, the Literal's values
+    row.effective_score = v.score
+    row.effective_rules = v.firing
+    row.unknown_rules = v.unknown
+    row.missing_log_sources = sorted(v.missing)
+    row.systems = system_names(judge.reach.env, v.systems)
+    row.effective_catalogs = sorted(v.catalogs)
+    row.visible_data_components = list(v.visible)
+    row.detectable_by = v.detectable_by
 
 
 def _children(index: TechniqueIndex) -> dict[str, list[str]]:

@@ -1,0 +1,247 @@
+"""Effective coverage: which rules can fire in an environment, and each technique's state.
+
+A rule fires when one system runs a platform the rule targets (a rule naming no ATT&CK platform
+targets any) and collects a data component the rule's log sources provide. Per technique, with
+its own rules of weight > 0:
+
+- `effective`: a rule fires;
+- `unknown`: none fires, but a rule's log sources could not be placed (it might);
+- `rule_without_telemetry`: rules exist, every one placed, none can fire here;
+- `telemetry_only`: no rule, but a data component that can detect it is collected on a system
+  of one of its platforms (the cheap gap: a rule is all that is missing);
+- `blind`: neither.
+
+The effective score is the coverage score over firing rules, each weighed × the best quality
+factor of what lets it fire (mean of the given data-quality dimensions / 5; 1 when none is
+given). Rules sharing platforms and data components are judged once (`Reach.fires`), so 100k
+rules cost a dict probe each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
+
+from sqlmodel import Session
+
+from app.catalog import service as catalog_service
+from app.core.cache import CacheSpec, cached
+from app.core.config import CoverageWeights
+from app.coverage.scoring import score
+
+if TYPE_CHECKING:
+    from app.attack.service import TechniqueInfo
+    from app.catalog.tables import Catalog
+    from app.coverage.facts import ReleaseFacts
+    from app.coverage.scope import EnvironmentScope, Scope
+    from app.environment.service import EnvironmentTelemetry
+
+STATES = ("effective", "rule_without_telemetry", "telemetry_only", "blind", "unknown")
+_NO_PLATFORM = "none"  # ATT&CK ICS 18 gives its techniques the platform "None"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a rule needs to fire (lower-cased): empty platforms = any, empty components =
+    kbmap could not place its log sources."""
+
+    platforms: frozenset[str]
+    components: frozenset[str]
+
+
+class Verdict(NamedTuple):
+    """One technique in one environment."""
+
+    state: str
+    score: float  # over firing rules, quality-weighed
+    firing: int  # rules that fire
+    unknown: int  # rules whose log sources kbmap cannot place
+    missing: frozenset[str]  # data components its placed, silent rules need
+    systems: int  # bit i: system i lets one of its rules fire
+    catalogs: frozenset[str]  # catalogs with a firing rule
+    visible: tuple[str, ...]  # data components that can detect it and are collected
+    detectable_by: int  # data components that can detect it
+
+
+CATALOG_NEEDS: CacheSpec[dict[int, Needs]] = CacheSpec("coverage.catalog_needs", 64)
+REACH: CacheSpec[Reach] = CacheSpec("coverage.reach", 32)
+
+
+def catalog_needs(
+    session: Session, *, catalog: Catalog, env: EnvironmentScope, known: frozenset[str]
+) -> dict[int, Needs]:
+    """Rule pk → its needs; once per import and release platform set. Equal needs are one
+    object, so judging them once per environment is a dict probe."""
+    key = (catalog_service.catalog_key(catalog), tuple(sorted(known)))
+    return cached(session, CATALOG_NEEDS, key, lambda: _needs(session, catalog, env, known))
+
+
+def _needs(
+    session: Session, catalog: Catalog, env: EnvironmentScope, known: frozenset[str]
+) -> dict[int, Needs]:
+    interned: dict[Needs, Needs] = {}
+    out: dict[int, Needs] = {}
+    for pk, platforms, components in catalog_service.rule_telemetry(
+        session, catalog_id=catalog.id or 0
+    ):
+        n = Needs(
+            env.rule_platforms.attack_platforms(platforms, known),
+            frozenset(c.lower() for c in components),
+        )
+        out[pk] = interned.setdefault(n, n)
+    return out
+
+
+@dataclass
+class Reach:
+    """One environment indexed for two questions: where does a rule with these needs fire, and
+    is a data component collected on a system of these platforms."""
+
+    env: EnvironmentTelemetry
+    holders: dict[str, list[tuple[int, frozenset[str], float]]] = field(default_factory=dict)
+    platforms_of: dict[str, set[str]] = field(default_factory=dict)  # component → platforms
+    anywhere: set[str] = field(default_factory=set)  # components collected on some system
+    memo: dict[Needs, tuple[int, float]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, env: EnvironmentTelemetry) -> Reach:
+        reach = cls(env)
+        for i, s in enumerate(env.systems):
+            for c, q in s.components.items():
+                reach.holders.setdefault(c, []).append((i, s.platforms, q))
+                reach.platforms_of.setdefault(c, set()).update(s.platforms)
+                reach.anywhere.add(c)
+        return reach
+
+    def fires(self, needs: Needs) -> tuple[int, float]:
+        """(bit mask of the systems it fires on, best quality factor there); (0, 0) if none."""
+        found = self.memo.get(needs)
+        if found is None:
+            found = self.memo[needs] = self._fires(needs)
+        return found
+
+    def _fires(self, needs: Needs) -> tuple[int, float]:
+        mask, best = 0, 0.0
+        for c in needs.components:
+            for i, plats, q in self.holders.get(c, ()):
+                if not needs.platforms or plats & needs.platforms:
+                    mask |= 1 << i
+                    best = max(best, q)
+        return mask, best
+
+    def sees(self, component: str, platforms: frozenset[str]) -> bool:
+        """Collected on a system running one of `platforms` (any system when empty)."""
+        if not platforms:
+            return component in self.anywhere
+        return bool(self.platforms_of.get(component, set()) & platforms)
+
+
+def reach_of(session: Session, env: EnvironmentTelemetry) -> Reach:
+    return cached(session, REACH, env.key, lambda: Reach.of(env))
+
+
+def technique_platforms(info: TechniqueInfo) -> frozenset[str]:
+    """Lower-cased; empty (any system) when ATT&CK gives none or "None" (ICS 18)."""
+    return frozenset(p.lower() for p in info.platforms) - {_NO_PLATFORM}
+
+
+@dataclass
+class Judge:
+    """Judges techniques of one scope in one environment."""
+
+    reach: Reach
+    facts: ReleaseFacts
+    needs: Sequence[tuple[str, Mapping[int, Needs]]]  # (catalog name, rule pk → needs)
+    weights: CoverageWeights
+
+    def __call__(self, tid: str, info: TechniqueInfo, per_rule: Mapping[int, float]) -> Verdict:
+        firing: list[float] = []
+        unknown, systems = 0, 0
+        missing: set[str] = set()
+        catalogs: set[str] = set()
+        for pk, w in per_rule.items():
+            if w <= 0:
+                continue
+            cname, n = self.catalog_needs_of(pk)
+            if not n.components:
+                unknown += 1
+                continue
+            mask, q = self.reach.fires(n)
+            if mask:
+                firing.append(w * q)
+                systems |= mask
+                catalogs.add(cname)
+            else:
+                missing |= n.components
+        visible, total = self._visibility(tid, info)
+        state = _state(bool(firing), unknown, bool(missing), bool(visible))
+        spelled = self.reach.env.spelled
+        return Verdict(
+            state,
+            score(firing, self.weights) if firing else 0.0,
+            len(firing),
+            unknown,
+            frozenset(spelled.get(c, c) for c in missing),
+            systems,
+            frozenset(catalogs),
+            visible,
+            total,
+        )
+
+    def needs_of(self, pk: int) -> Needs:
+        return self.catalog_needs_of(pk)[1]
+
+    def catalog_needs_of(self, pk: int) -> tuple[str, Needs]:
+        """(its catalog's name, its needs); rule pks are unique across catalogs."""
+        for cname, table in self.needs:
+            n = table.get(pk)
+            if n is not None:
+                return cname, n
+        return "", Needs(frozenset(), frozenset())
+
+    def _visibility(self, tid: str, info: TechniqueInfo) -> tuple[tuple[str, ...], int]:
+        """The data components that can detect it and are collected on one of its platforms;
+        none for a technique the environment lists as an exception."""
+        detectable = self.facts.data_components.get(tid, set())
+        if tid in self.reach.env.exceptions:
+            return (), len(detectable)
+        plats = technique_platforms(info)
+        seen = sorted(dc for dc in detectable if self.reach.sees(dc.lower(), plats))
+        return tuple(seen), len(detectable)
+
+
+def _state(firing: bool, unknown: int, silent: bool, visible: bool) -> str:
+    if firing:
+        return "effective"
+    if unknown:
+        return "unknown"
+    if silent:
+        return "rule_without_telemetry"
+    return "telemetry_only" if visible else "blind"
+
+
+def make_judge(
+    session: Session, *, scope: Scope, facts: ReleaseFacts, weights: CoverageWeights
+) -> Judge | None:
+    """The judge of `scope`'s environment; None when the scope names none."""
+    env = scope.environment
+    if env is None:
+        return None
+    known = frozenset(p.lower() for info in facts.index.techniques.values() for p in info.platforms)
+    needs = [
+        (c.name, catalog_needs(session, catalog=c, env=env, known=known)) for c in scope.catalogs
+    ]
+    return Judge(reach_of(session, env.telemetry), facts, needs, weights)
+
+
+def system_names(env: EnvironmentTelemetry, mask: int) -> list[str]:
+    return [s.name for i, s in enumerate(env.systems) if mask >> i & 1]
+
+
+def count_states(states: Iterable[str | None]) -> dict[str, int]:
+    out = dict.fromkeys(STATES, 0)
+    for s in states:
+        if s is not None:
+            out[s] += 1
+    return out

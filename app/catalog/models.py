@@ -35,6 +35,10 @@ class RuleRef(ApiModel):
     mapped_as: str  # the technique id as written in the catalog
     how: str  # direct | remapped
     technique: str
+    # with an environment (`environment=`): can it fire there, on which systems, else why not
+    fires: bool | None = None
+    systems: list[str] | None = None
+    why_not: str | None = None
 
 
 class RuleRead(ApiModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, or_
 from sqlalchemy import select as sa_select
@@ -222,3 +222,42 @@ def rule_labels(session: Session, pks: Iterable[int]) -> dict[int, str]:
         return {}
     rows = session.execute(_RULE_LABELS, {"pks": wanted}).all()
     return {pk: f"{cat}/{rid}" for pk, cat, rid in rows}
+
+
+class RuleState(NamedTuple):
+    """What judging one rule needs beside its telemetry: its pk and what weighs it."""
+
+    pk: int
+    enabled: bool
+    status: str | None
+    severity: str | None
+
+
+_RULE_STATES = sa_select(
+    col(Rule.catalog_id),
+    col(Rule.rule_id),
+    col(Rule.id),
+    col(Rule.enabled),
+    col(Rule.status),
+    col(Rule.severity),
+).where(
+    col(Rule.catalog_id).in_(bindparam("cids", expanding=True)),
+    col(Rule.rule_id).in_(bindparam("rids", expanding=True)),
+)
+
+
+def rule_states(
+    session: Session, pairs: Iterable[tuple[int, str]]
+) -> dict[tuple[int, str], RuleState]:
+    """(catalog id, rule id) → its pk, enabled flag, status and severity: `RuleRef` carries no
+    pk, and judging a rule in an environment needs one."""
+    wanted = set(pairs)
+    if not wanted:
+        return {}
+    cids, rids = sorted({c for c, _ in wanted}), sorted({r for _, r in wanted})
+    rows = session.execute(_RULE_STATES, {"cids": cids, "rids": rids}).all()
+    return {
+        (cid, rid): RuleState(pk, bool(en), st, sev)
+        for cid, rid, pk, en, st, sev in rows
+        if (cid, rid) in wanted
+    }

@@ -31,9 +31,11 @@ from app.catalog.mappings import rule_telemetry as rule_telemetry
 from app.catalog.mappings import written_mappings as written_mappings
 from app.catalog.platforms import PlatformMap as PlatformMap
 from app.catalog.platforms import platform_map as platform_map
+from app.catalog.rules import RuleState as RuleState
 from app.catalog.rules import get_rule as get_rule
 from app.catalog.rules import list_rules as list_rules
 from app.catalog.rules import rule_labels as rule_labels
+from app.catalog.rules import rule_states as rule_states
 from app.catalog.rules import rules_for_techniques as rules_for_techniques
 from app.catalog.telemetry import LogSourceMap as LogSourceMap
 from app.catalog.telemetry import analytic_ref_keys as analytic_ref_keys
@@ -46,6 +48,7 @@ __all__ = [
     "ImportResult",
     "LogSourceMap",
     "PlatformMap",
+    "RuleState",
     "RuleTelemetry",
     "analytic_ref_keys",
     "canonical_document",
@@ -71,6 +74,7 @@ __all__ = [
     "pick_release",
     "platform_map",
     "rule_labels",
+    "rule_states",
     "rule_telemetry",
     "rules_for_techniques",
     "write_rules",

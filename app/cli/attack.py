@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.cli.audit import audited
 from app.cli.common import echo_json, engine, progress, settings
+
+if TYPE_CHECKING:
+    from app.catalog.models import RuleRef
 
 # What `ingest` parsed, never freed: the process exits without freeing it (see `_leave` in
 # app.cli.main), which spares the 0.1 s that freeing a release's million objects costs.
@@ -116,6 +119,9 @@ def technique(
     domain: Annotated[str | None, typer.Option(help="enterprise, mobile or ics")] = None,
     version: Annotated[str | None, typer.Option(help="ATT&CK release, e.g. 17.1")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
+    env: Annotated[
+        str | None, typer.Option("--env", help="environment: can each rule fire there (JSON)")
+    ] = None,
 ) -> None:
     """Print one technique's page: tactics, detection, mitigations, groups, rules."""
     from sqlmodel import Session
@@ -126,11 +132,23 @@ def technique(
 
     with Session(engine()) as session:
         releases = attack_service.releases_for_lookup(session, domain=domain, version=version)
-        page = page_service.get_technique_page(session, releases=releases, attack_id=attack_id)
+        page = page_service.get_technique_page(
+            session, releases=releases, attack_id=attack_id, environment=env, settings=settings()
+        )
     if json_out:
         echo_json(page)
     else:
         print_technique(page)
+        if env:
+            _print_firing(page.rules + page.subtechnique_rules, env)
+
+
+def _print_firing(rules: list[RuleRef], env: str) -> None:
+    """Per rule, whether it can fire in `env` (the page printer knows no environment)."""
+    typer.echo(f"\nIn environment {env}:")
+    for r in rules:
+        said = f"fires on {', '.join(r.systems or [])}" if r.fires else f"cannot fire: {r.why_not}"
+        typer.echo(f"  {r.catalog}/{r.rule_id} ({r.technique}): {said}")
 
 
 def serve(

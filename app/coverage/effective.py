@@ -154,6 +154,7 @@ class Judge:
     facts: ReleaseFacts
     needs: Sequence[tuple[str, Mapping[int, Needs]]]  # (catalog name, rule pk → needs)
     weights: CoverageWeights
+    spelled: Mapping[str, str] = field(default_factory=dict)  # lower-cased → as ATT&CK spells it
 
     def __call__(self, tid: str, info: TechniqueInfo, per_rule: Mapping[int, float]) -> Verdict:
         firing: list[float] = []
@@ -176,7 +177,7 @@ class Judge:
                 missing |= n.components
         visible, total = self._visibility(tid, info)
         state = _state(bool(firing), unknown, bool(missing), bool(visible))
-        spelled = self.reach.env.spelled
+        spelled = self.spelled
         return Verdict(
             state,
             score(firing, self.weights) if firing else 0.0,
@@ -232,7 +233,8 @@ def make_judge(
     needs = [
         (c.name, catalog_needs(session, catalog=c, env=env, known=known)) for c in scope.catalogs
     ]
-    return Judge(reach_of(session, env.telemetry), facts, needs, weights)
+    spelled = {**env.telemetry.spelled, **{n.lower(): n for n in facts.component_ids}}
+    return Judge(reach_of(session, env.telemetry), facts, needs, weights, spelled)
 
 
 def system_names(env: EnvironmentTelemetry, mask: int) -> list[str]:

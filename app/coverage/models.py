@@ -72,6 +72,9 @@ class Count(ApiModel):
 class GroupCount(Count):
     key: str
     name: str
+    effective: int | None = Field(
+        default=None, description="with environment=: techniques whose state is effective"
+    )
 
 
 class CatalogCount(ApiModel):
@@ -96,6 +99,9 @@ class DataComponentCount(ApiModel):
     covered: int
     uncovered: int
     uncovered_techniques: list[str]
+    collected_on: list[str] | None = Field(
+        default=None, description="with environment=: the systems that collect it"
+    )
 
 
 class DetectionStrategyCount(ApiModel):
@@ -103,6 +109,9 @@ class DetectionStrategyCount(ApiModel):
     name: str
     techniques: list[str]
     covered: bool
+    effective: bool | None = Field(
+        default=None, description="with environment=: one of its techniques is effective"
+    )
 
 
 class CoverageSummary(ApiModel):
@@ -130,6 +139,8 @@ class CompareRow(ApiModel):
 
 
 class CatalogComparison(ApiModel):
+    """With environment=, a side covers a technique only where one of its rules can fire."""
+
     domain: str
     version: str
     a: list[str]

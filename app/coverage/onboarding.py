@@ -98,7 +98,7 @@ def _candidates(n: Needs, judge: Judge) -> list[Candidate]:
 
 def _candidate(c: Candidate, g: _Gain, done: Computed, scope: Scope) -> Onboarding:
     system = done.judge.reach.env.systems[c[0]] if done.judge else None
-    name = _spelled(done.facts, c[1])
+    name = done.judge.spelled.get(c[1], c[1]) if done.judge else c[1]
     return Onboarding(
         rank=0,
         system=system.name if system else "",
@@ -110,13 +110,6 @@ def _candidate(c: Candidate, g: _Gain, done: Computed, scope: Scope) -> Onboardi
         techniques=sorted(g.techniques),
         rules=[],
     )
-
-
-def _spelled(facts: ReleaseFacts, lower: str) -> str:
-    for name in facts.component_ids:
-        if name.lower() == lower:
-            return name
-    return lower
 
 
 def _threat_weight(tid: str, facts: ReleaseFacts, scope: Scope) -> float:

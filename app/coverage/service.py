@@ -17,6 +17,7 @@ from app.coverage.facts import (
     catalog_mappings,
     release_facts,
 )
+from app.coverage.firing import Firing, rule_firing
 from app.coverage.gaps import gap_page, gaps, with_mitigations
 from app.coverage.onboarding import collect_next
 from app.coverage.scope import EnvironmentScope, Scope, make_scope, split_values
@@ -33,6 +34,7 @@ __all__ = [
     "STATES",
     "CatalogWeights",
     "EnvironmentScope",
+    "Firing",
     "ReleaseFacts",
     "Scope",
     "TechniqueRules",
@@ -46,6 +48,7 @@ __all__ = [
     "gaps",
     "make_scope",
     "release_facts",
+    "rule_firing",
     "split_values",
     "summary",
     "technique_rows",

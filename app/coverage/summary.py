@@ -77,6 +77,7 @@ def _by_tactic(
                 total=len(in_t),
                 covered=covered,
                 percent=_percent(covered, len(in_t)),
+                effective=_effective(in_t),
             )
         )
     return out
@@ -85,9 +86,23 @@ def _by_tactic(
 def _by_platform(rows: list[TechniqueCoverage]) -> list[GroupCount]:
     out = []
     for p in sorted({p for r in rows for p in r.platforms}):
-        c = _count(r for r in rows if p in r.platforms)
-        out.append(GroupCount(key=p, name=p, **c.model_dump()))
+        mine = [r for r in rows if p in r.platforms]
+        out.append(
+            GroupCount(key=p, name=p, effective=_effective(mine), **_count(mine).model_dump())
+        )
     return out
+
+
+def _effective(rows: list[TechniqueCoverage]) -> int | None:
+    """Techniques whose state is effective; None without an environment."""
+    if not rows or rows[0].state is None:
+        return None
+    return sum(1 for r in rows if r.state == "effective")
+
+
+def _covers(r: TechniqueCoverage) -> bool:
+    """Covered, or with an environment effective: a rule that cannot fire covers nothing."""
+    return r.covered if r.state is None else r.state == "effective"
 
 
 def _by_catalog(
@@ -120,6 +135,7 @@ def by_data_component(
     for tid in rows:
         for dc in facts.data_components.get(tid, ()):
             per[dc].append(tid)
+    env = scope.environment.telemetry if scope.environment else None
     out = []
     for dc, techs in sorted(per.items()):
         unc = sorted(t for t in techs if not rows[t].covered)
@@ -131,6 +147,9 @@ def by_data_component(
                 covered=len(techs) - len(unc),
                 uncovered=len(unc),
                 uncovered_techniques=unc,
+                collected_on=None
+                if env is None
+                else [s.name for s in env.systems if dc.lower() in s.components],
             )
         )
     return sorted(out, key=lambda d: (-d.uncovered, d.name))
@@ -149,7 +168,13 @@ def by_detection_strategy(
             per[s].append(tid)
     return [
         DetectionStrategyCount(
-            id=k[0], name=k[1], techniques=sorted(v), covered=any(rows[t].covered for t in v)
+            id=k[0],
+            name=k[1],
+            techniques=sorted(v),
+            covered=any(rows[t].covered for t in v),
+            effective=None
+            if scope.environment is None
+            else any(rows[t].state == "effective" for t in v),
         )
         for k, v in sorted(per.items(), key=lambda kv: kv[0][0] or "")
     ]
@@ -163,7 +188,7 @@ def compare(session: Session, *, a: Scope, b: Scope, weights: CoverageWeights) -
     sets: dict[str, list[str]] = {"both": [], "only_a": [], "only_b": [], "neither": []}
     where: dict[str, str] = {}
     for tid in sorted(ra):
-        ca, cb = ra[tid].covered, rb[tid].covered
+        ca, cb = _covers(ra[tid]), _covers(rb[tid])
         key = "both" if ca and cb else "only_a" if ca else "only_b" if cb else "neither"
         sets[key].append(tid)
         where[tid] = key
@@ -199,4 +224,5 @@ def compare_catalogs(
         )
         for names in (a, b)
     )
+    sa.environment = sb.environment = scope.environment
     return compare(session, a=sa, b=sb, weights=weights)

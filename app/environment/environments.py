@@ -163,3 +163,11 @@ def _telemetry(session: Session, env: Environment) -> EnvironmentTelemetry:
         spelled=spelled,
         exceptions=frozenset(env.exceptions),
     )
+
+
+# Every environment's `environment_key` as plain SQL rows beside the releases' `(0, …)` and the
+# catalogs' odd tags, for the technique page's cache key: the first column tags an environment
+# row (negative) and carries its revision, so a re-import or a delete changes the key.
+ENVIRONMENTS_STATE_SQL = (
+    f'SELECT -1 - 2 * revision, id, imported_at FROM "{Environment.__tablename__}"'
+)

@@ -6,6 +6,7 @@ Split by question: parsing (`formats/`), placing in a release (`resolve.py`), th
 
 from __future__ import annotations
 
+from app.environment.environments import ENVIRONMENTS_STATE_SQL as ENVIRONMENTS_STATE_SQL
 from app.environment.environments import delete_environment as delete_environment
 from app.environment.environments import environment_key as environment_key
 from app.environment.environments import environment_telemetry as environment_telemetry
@@ -17,6 +18,7 @@ from app.environment.models import EnvironmentTelemetry as EnvironmentTelemetry
 from app.environment.models import SystemTelemetry as SystemTelemetry
 
 __all__ = [
+    "ENVIRONMENTS_STATE_SQL",
     "EnvironmentTelemetry",
     "ImportResult",
     "SystemTelemetry",

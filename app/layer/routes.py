@@ -49,7 +49,12 @@ def get_layer_request(
     ] = None,
     min_score: Annotated[
         float,
-        Query(ge=0, le=100, description="coverage: lowest score shown; gaps: weak below it"),
+        Query(
+            ge=0,
+            le=100,
+            description="coverage: lowest score shown (the effective score with environment=); "
+            "gaps: weak below it",
+        ),
     ] = 0.0,
 ) -> LayerRequest:
     """Every kind's options in one query string (each kind takes its own); links point back at
@@ -129,7 +134,9 @@ def get_layer(
         Literal["platform"] | None, Query(description="one layer per platform, in one file")
     ] = None,
 ) -> Response:
-    """The layer file; the description names every kind from the registry."""
+    """The layer file; the description names every kind from the registry. `environment=`
+    judges the layer by that environment's telemetry (effective and visibility need it; a kind
+    it means nothing to refuses it)."""
     content, name = layer_service.layer_file(
         session,
         scope=scope,

@@ -50,7 +50,17 @@ __all__ = [
 # what the picture routes send, and declare in OpenAPI
 SVG = "image/svg+xml"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-_SUBTITLE = ("release", "catalogs", "platforms", "tactics", "threat", "A", "B", "from")
+_SUBTITLE = (
+    "release",
+    "catalogs",
+    "platforms",
+    "tactics",
+    "threat",
+    "environment",
+    "A",
+    "B",
+    "from",
+)
 
 
 def release_platforms(session: Session, *, release: Release) -> list[str]:
@@ -84,6 +94,20 @@ def _context(session: Session, scope: Scope, req: LayerRequest) -> LayerContext:
         tactics=list(scope.tactics),
         threat=list(scope.threat),
         base_url=req.base_url.rstrip("/"),
+        environment=scope.environment.telemetry.name if scope.environment else None,
+    )
+
+
+def _takes_environment(kind: LayerKind[Any], scope: Scope) -> None:
+    """A kind that does not read the scope's environment refuses one: a layer never looks judged
+    by an environment it ignored."""
+    if scope.environment is None or kind.takes_environment:
+        return
+    hint = f"; {kind.environment_hint}" if kind.environment_hint else ""
+    takers = ", ".join(k for k, v in KINDS.items() if v.takes_environment)
+    raise InvalidInput(
+        f"the {kind.name} layer takes no environment= (layers that do: {takers}){hint}",
+        Location(field="environment"),
     )
 
 
@@ -117,6 +141,7 @@ def build_layer(
 ) -> Layer:
     """One layer of `req.kind`, from the rows the coverage API serves for the same scope."""
     kind = kind_of(req)
+    _takes_environment(kind, scope)
     scope = _shown(session, scope, kind)
     ctx = _context(session, scope, req)
     found = kind.gather(Sources(session, weights, ctx.base_url), scope)

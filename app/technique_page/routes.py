@@ -14,6 +14,7 @@ from app.attack.models import TechniqueRead
 from app.catalog.deps import CatalogsQuery
 from app.core.deps import IdPath, PageParams, QText, SessionDep
 from app.core.pages import Page
+from app.environment.deps import EnvironmentQuery
 from app.technique_page import service as page_service
 from app.technique_page.models import TechniquePage
 
@@ -53,9 +54,11 @@ async def get_technique(
     domain: DomainQuery = None,
     version: VersionQuery = None,
     catalog: CatalogsQuery = None,
+    environment: EnvironmentQuery = None,
 ) -> Response:
     """The technique page: JSON rendered once per release and catalog state, then served from
-    the page cache (FastAPI's re-validation of the response model is skipped on purpose).
+    the page cache (FastAPI's re-validation of the response model is skipped on purpose). With
+    `environment`, each rule says whether it can fire there (`fires`, `systems`, `why_not`).
 
     Async, with the whole read in one hop to the page threads (`PAGE_THREADS` in app.main): sync
     session, release and endpoint dependencies would be four hops per request, and every database
@@ -67,6 +70,8 @@ async def get_technique(
         domain=domain,
         version=version,
         catalogs=catalog,
+        environment=environment,
+        settings=request.app.state.settings,
     )
     body = await anyio.to_thread.run_sync(read, limiter=request.app.state.page_threads)
     return Response(body, media_type="application/json")

@@ -1,4 +1,5 @@
-"""Server-rendered pages: home, matrix, technique, gaps, catalog report. Thin, like the API routes.
+"""Server-rendered pages: home, matrix, technique, gaps, catalog report, environments. Thin, like
+the API routes.
 
 Each route parses its query, calls the same service functions the API calls and hands the result
 to a Jinja2 template (autoescaped: rule text is untrusted). Filters are plain query parameters,
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from pathlib import Path as FsPath
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -27,9 +28,17 @@ from app.catalog.deps import CatalogsQuery
 from app.core.deps import IdPath, SessionDep, SettingsDep
 from app.core.errors import KbmapError
 from app.coverage import service as coverage_service
+from app.environment import service as environment_service
+from app.environment.deps import EnvironmentPath, EnvironmentQuery
 from app.layer import service as layer_service
 from app.technique_page import service as page_service
 from app.web import views
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from app.attack.tables import Release
+    from app.environment.models import EnvironmentRead
 
 HERE = FsPath(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -118,6 +127,7 @@ def home(
     """Loaded releases and catalogs, and the coverage of one release by every catalog."""
     releases = attack_service.list_releases(session)
     catalogs = catalog_service.list_catalogs(session)
+    environments = environment_service.list_environments(session)
     summary = None
     if releases:
         if domain is None and all(r.domain != "enterprise" for r in releases):
@@ -125,7 +135,13 @@ def home(
         release = attack_service.get_release(session, domain=domain, version=version)
         scope = coverage_service.make_scope(session, release=release)
         summary = coverage_service.summary(session, scope=scope, weights=settings.coverage)
-    return render("index.html", releases=releases, catalogs=catalogs, summary=summary)
+    return render(
+        "index.html",
+        releases=releases,
+        catalogs=catalogs,
+        environments=environments,
+        summary=summary,
+    )
 
 
 @router.get("/matrix")
@@ -173,11 +189,19 @@ def technique(
     session: SessionDep,
     releases: LookupReleasesDep,
     attack_id: IdPath,
+    settings: SettingsDep,
     catalog: CatalogsQuery = None,
+    environment: EnvironmentQuery = None,
 ) -> HTMLResponse:
-    """The seed page for any technique: ATT&CK text, covering rules, detection, mitigations."""
+    """The seed page for any technique: ATT&CK text, covering rules, detection, mitigations;
+    with `environment`, whether each rule can fire there."""
     page = page_service.get_technique_page(
-        session, releases=releases, attack_id=attack_id, catalogs=catalog
+        session,
+        releases=releases,
+        attack_id=attack_id,
+        catalogs=catalog,
+        environment=environment,
+        settings=settings,
     )
     others = [
         r
@@ -191,6 +215,7 @@ def technique(
         rules=views.by_catalog(page.rules),
         sub_rules=views.by_technique(page.subtechnique_rules),
         catalog=catalog or [],
+        environment=environment,
         other_releases=others,
     )
 
@@ -203,6 +228,7 @@ def gaps(
     catalog: CatalogsQuery = None,
     platform: PlatformQuery = None,
     groups: GroupsQuery = None,
+    environment: EnvironmentQuery = None,
     collected: Annotated[
         list[str] | None, Query(max_length=100, description="data components you collect")
     ] = None,
@@ -210,9 +236,16 @@ def gaps(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> HTMLResponse:
-    """Uncovered and weak techniques, highest priority first, with the reasons of each rank."""
+    """Uncovered and weak techniques, highest priority first, with the reasons of each rank;
+    with `environment`, the techniques not effective there."""
     scope = coverage_service.make_scope(
-        session, release=release, catalogs=catalog, platforms=platform, threat=groups
+        session,
+        release=release,
+        catalogs=catalog,
+        platforms=platform,
+        threat=groups,
+        environment=environment,
+        kb_dir=settings.kb_dir,
     )
     page = coverage_service.gap_page(
         session,
@@ -234,6 +267,7 @@ def gaps(
             catalog=catalog,
             platform=platform,
             groups=groups,
+            environment=environment,
             collected=collected,
             min_score=f"{min_score:g}" if min_score else None,
         ),
@@ -255,6 +289,7 @@ def gaps(
             "catalog": catalog or [],
             "platform": platform or [],
             "groups": groups or [],
+            "environment": environment,
             "collected": collected or [],
             "min_score": min_score,
             "limit": limit,
@@ -271,3 +306,84 @@ def catalog_report(
 ) -> HTMLResponse:
     """A catalog's import report: mapping outcomes with examples, unmapped rules, telemetry."""
     return render("catalog.html", catalog=catalog_service.get_catalog(session, name=name))
+
+
+@router.get("/environments")
+def environment_list(session: SessionDep) -> HTMLResponse:
+    """The imported environments, each linking to its page."""
+    return render(
+        "environments.html",
+        environments=environment_service.list_environments(session),
+        releases=attack_service.list_releases(session),
+    )
+
+
+@router.get("/environments/{name}")
+def environment_page(
+    session: SessionDep,
+    settings: SettingsDep,
+    name: EnvironmentPath,
+    domain: DomainQuery = None,
+    version: VersionQuery = None,
+    catalog: CatalogsQuery = None,
+    platform: PlatformQuery = None,
+    groups: GroupsQuery = None,
+) -> HTMLResponse:
+    """An environment: its systems and what they collect, the five-state matrix, and the log
+    sources to collect next. The release is the one it was imported against unless named."""
+    env = environment_service.get_environment(session, name=name)
+    release = _environment_release(session, env, domain, version)
+    scope = coverage_service.make_scope(
+        session,
+        release=release,
+        catalogs=catalog,
+        platforms=platform,
+        threat=groups,
+        environment=name,
+        kb_dir=settings.kb_dir,
+    )
+    rows = coverage_service.technique_rows(session, scope=scope, weights=settings.coverage)
+    facts = coverage_service.release_facts(session, release=release)
+    columns = views.effective_columns(
+        views.matrix_columns(
+            attack_service.list_tactics(session, release=release),
+            rows,
+            facts.index,
+            version=release.version,
+            domain=release.domain,
+        ),
+        environment=name,
+    )
+    nxt = coverage_service.collect_next(
+        session, scope=scope, weights=settings.coverage, limit=20, offset=0
+    )
+    params = {"catalog": catalog, "platform": platform, "groups": groups}
+    return render(
+        "environment.html",
+        env=env,
+        systems=views.system_views(env),
+        release=release,
+        releases=attack_service.list_releases(session),
+        catalogs=catalog_service.list_catalogs(session),
+        platforms=layer_service.release_platforms(session, release=release),
+        chosen={"catalog": catalog or [], "platform": platform or [], "groups": groups or []},
+        scope=scope,
+        columns=columns,
+        legend=views.state_legend(rows),
+        total=len(rows),
+        next_page=nxt,
+        filters=views.query(
+            domain=release.domain, version=release.version, environment=name, **params
+        ),
+    )
+
+
+def _environment_release(
+    session: Session, env: EnvironmentRead, domain: str | None, version: str | None
+) -> Release:
+    """The named release; else the one the environment was imported against, or the newest of
+    its domain when that one is no longer loaded."""
+    if domain or version:
+        return attack_service.get_release(session, domain=domain, version=version)
+    found = attack_service.find_release(session, domain=env.domain, version=env.attack_version)
+    return found or attack_service.get_release(session, domain=env.domain)

@@ -21,7 +21,9 @@ from app.attack.models import TacticRead
 from app.attack.service import TechniqueIndex
 from app.attack.text import Citations, Token
 from app.coverage.models import TechniqueCoverage
+from app.environment.models import EnvironmentRead
 from app.layer.kinds.coverage import COVERAGE_GRADIENT, WHITE
+from app.layer.kinds.effective import STATES as STATE_LEGEND
 from app.layer.navigator import Gradient
 from app.layer.render import gradient_color
 from app.technique_page.text import by_catalog as by_catalog  # shared with the CLI
@@ -209,10 +211,13 @@ class MatrixCell:
     fill: str = WHITE
     ink: str = "#000000"
     subs: list[MatrixCell] = field(default_factory=list)
+    title: str = ""  # the hover text
+    state: str | None = None  # in an environment: its effective-coverage state
 
     @property
     def covered(self) -> bool:
-        return self.score > 0
+        """Scored above 0; in an environment, effective."""
+        return self.state == "effective" if self.state else self.score > 0
 
     @property
     def subs_covered(self) -> int:
@@ -296,6 +301,7 @@ def matrix_columns(
             c.score = _tactic_score(row, tactic)
             c.fill = score_fill(c.score)
             c.ink = ink(c.fill)
+            c.title = f"score {c.score}, {row.rules} rule(s)"
         return c
 
     by_tactic: dict[str, list[TechniqueCoverage]] = defaultdict(list)
@@ -319,3 +325,71 @@ def matrix_columns(
             c.subs = [cell(sid, t.shortname) for sid in sorted(children.get(c.id, ()))]
         columns.append(MatrixColumn(tactic=t, cells=cells))
     return columns
+
+
+# ---- an environment ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateKey:
+    """One line of the five-state legend: the effective layer's colour and words."""
+
+    state: str
+    fill: str
+    label: str
+    count: int
+
+
+def state_legend(rows: Sequence[TechniqueCoverage]) -> list[StateKey]:
+    """The five states in coverage's order, with how many techniques in view are in each."""
+    counts: dict[str, int] = dict.fromkeys(STATE_LEGEND, 0)
+    for r in rows:
+        if r.state is not None:
+            counts[r.state] += 1
+    return [StateKey(s, fill, label, counts[s]) for s, (fill, label) in STATE_LEGEND.items()]
+
+
+def effective_columns(columns: list[MatrixColumn], *, environment: str) -> list[MatrixColumn]:
+    """The matrix repainted by state: a cell counts (`covered`) when effective, so the column
+    counts read "effective of total"; its link opens the technique page in the environment."""
+    for col in columns:
+        for c in col.cells:
+            _paint_state(c, environment)
+            for s in c.subs:
+                _paint_state(s, environment)
+    return columns
+
+
+def _paint_state(c: MatrixCell, environment: str) -> None:
+    c.href += f"&{query(environment=environment)}"
+    if c.row is None or c.row.state is None:
+        return
+    c.state = c.row.state
+    c.score = c.row.effective_score or 0.0
+    c.fill = STATE_LEGEND[c.state][0]
+    c.ink = ink(c.fill)
+    fired = f"{c.row.effective_rules or 0} of {c.row.rules} rule(s) fire"
+    c.title = f"{c.state.replace('_', ' ')}: {fired}"
+    if c.row.missing_log_sources:
+        c.title += "; missing " + ", ".join(c.row.missing_log_sources)
+
+
+@dataclass(frozen=True)
+class SystemView:
+    """A system as the environment page lists it."""
+
+    name: str
+    platforms: list[str]
+    collected: list[str]  # data components of its counted log sources
+    not_counted: list[str]  # log sources listed but not counted (unavailable, quality 0)
+
+
+def system_views(env: EnvironmentRead) -> list[SystemView]:
+    out = []
+    for s in env.systems:
+        collected = sorted(
+            {dc for ls in s.log_sources if ls.counted for dc in ls.data_components}, key=str.lower
+        )
+        skipped = [ls.written for ls in s.log_sources if not ls.counted]
+        out.append(SystemView(s.name, s.platforms, collected, skipped))
+    return out

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from app.core.bounded_yaml import utf8_head, yaml_text
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Location
-from app.environment.formats.kbmap import (
+from app.environment.formats._fields import (
     Collector,
     at,
     boolean,

@@ -13,9 +13,11 @@ from app.layer.kinds.base import LayerKind, LayerRequest
 from app.layer.kinds.compare import Compare
 from app.layer.kinds.coverage import Coverage
 from app.layer.kinds.diff import Diff
+from app.layer.kinds.effective import Effective
 from app.layer.kinds.gaps import Gaps
 from app.layer.kinds.telemetry import Telemetry
 from app.layer.kinds.threat import Threat
+from app.layer.kinds.visibility import Visibility
 
 KINDS: dict[str, type[LayerKind[Any]]] = {
     kind.name: kind
@@ -26,6 +28,8 @@ KINDS: dict[str, type[LayerKind[Any]]] = {
         Telemetry,
         Compare,
         Diff,
+        Effective,
+        Visibility,
     )
 }
 

@@ -49,6 +49,9 @@ class LayerKind(ABC, Generic[Found]):
     name: ClassVar[str]  # the path segment and CLI command
     help: ClassVar[str]  # the CLI command's help
     noun: ClassVar[str]  # how the layer route's description names it ("a threat")
+    # environment= is refused, never ignored, by a kind that does not read the scope's environment
+    takes_environment: ClassVar[bool] = False
+    environment_hint: ClassVar[str] = ""  # what the refusal suggests instead
 
     def shown_version(self, scope: Scope) -> str:
         """The release the layer shows (file name, matrix, context): the scope's by default."""

@@ -37,6 +37,7 @@ class Compare(LayerKind[Compared]):
     name = "compare"
     help = "Compare layer: techniques covered by --a only, --b only, both or neither."
     noun = "a comparison"
+    takes_environment = True  # coverage's comparison: a side covers only where a rule can fire
 
     a: list[str] = field(default_factory=list)
     b: list[str] = field(default_factory=list)
@@ -84,7 +85,12 @@ class Compare(LayerKind[Compared]):
             ctx,
             out,
             name=f"compare {a} vs {b}",
-            description=f"Coverage of {ctx.release}: A = {a}, B = {b}",
+            description=f"Coverage of {ctx.release}{ctx.in_environment}: A = {a}, B = {b}"
+            + (
+                "; a side covers a technique only where one of its rules can fire"
+                if ctx.environment
+                else ""
+            ),
             legend=[(labels[k], COMPARE[k]) for k in groups],
             extra=[("A", a), ("B", b)],
         )

@@ -43,6 +43,7 @@ class Diff(LayerKind[Changes]):
         "--from → --to."
     )
     noun = "a diff"
+    environment_hint = "a diff compares ATT&CK releases, no coverage is judged"
 
     from_version: str | None = None
     to_version: str | None = None

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from app.layer.kinds.base import LayerKind, listed
+from app.layer.kinds.effective import STATES
 
 if TYPE_CHECKING:
     from app.coverage.models import Gap
@@ -26,6 +27,7 @@ class Gaps(LayerKind[Sequence["Gap"]]):
     name = "gaps"
     help = "Gaps layer: every uncovered or weak technique, scored by gap priority."
     noun = "gaps"
+    takes_environment = True  # coverage's gaps: the techniques not effective there
 
     collected: list[str] = field(default_factory=list)
     min_score: float = 0.0  # covered below it is weak
@@ -48,12 +50,13 @@ class Gaps(LayerKind[Sequence["Gap"]]):
             )
             for g in found
         ]
+        what = "Techniques not effective" if ctx.environment else "Uncovered and weak techniques"
         return e.finish(
             ctx,
             out,
             name="gaps",
-            description=f"Uncovered and weak techniques of {ctx.release} against "
-            f"{e.catalogs_named(ctx)}; score = gap priority (threat use, platform span, "
+            description=f"{what} of {ctx.release} against {e.catalogs_named(ctx)}"
+            f"{ctx.in_environment}; score = gap priority (threat use, platform span, "
             "telemetry, weakness)",
             gradient=Gradient(colors=GAP_GRADIENT, minValue=0, maxValue=max(1, math.ceil(top))),
             legend=[("low priority gap", GAP_GRADIENT[0]), ("high priority gap", GAP_GRADIENT[-1])],
@@ -62,7 +65,12 @@ class Gaps(LayerKind[Sequence["Gap"]]):
 
     def _comment(self, g: Gap) -> str:
         p = g.parts
-        state = "uncovered" if g.score <= 0 else f"weak (score {g.score:g} < {self.min_score:g})"
+        if g.state is not None:  # the environment's answer
+            state = STATES[g.state][1]
+        elif g.score <= 0:
+            state = "uncovered"
+        else:
+            state = f"weak (score {g.score:g} < {self.min_score:g})"
         return (
             f"{g.name}: {state}, priority {g.priority:g} "
             f"(used by {p.threat_uses}, {p.platform_span} platform(s), telemetry {p.telemetry})"
@@ -74,6 +82,8 @@ def _why(g: Gap) -> list[tuple[str, str]]:
     p = g.parts
     return [
         ("priority", f"{g.priority:g}"),
+        ("state", g.state or ""),
+        ("missing log sources", listed(g.missing_log_sources or [])),
         ("coverage score", f"{g.score:g}"),
         ("threat uses", f"{p.threat_uses} (+{p.threat:g})"),
         ("platform span", f"{p.platform_span} (+{p.platforms:g})"),

@@ -37,6 +37,9 @@ class Telemetry(LayerKind[Seen]):
     name = "telemetry"
     help = "Telemetry layer: rules against --collected data components (4 colours)."
     noun = "telemetry"
+    environment_hint = (
+        "it judges rules against collected=; use the effective kind with environment="
+    )
 
     collected: list[str] = field(default_factory=list)
     min_score: float = 0.0

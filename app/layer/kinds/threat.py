@@ -34,6 +34,7 @@ class Threat(LayerKind[Used]):
     name = "threat"
     help = "Threat layer: techniques --groups use, covered or not; the rest disabled."
     noun = "a threat"
+    takes_environment = True  # with one, covered means effective there
 
     min_score: float = 0.0
 
@@ -64,35 +65,53 @@ class Threat(LayerKind[Used]):
         from app.layer.navigator import MetadataItem, Technique
 
         out = []
+        scores = _effective if ctx.environment else e.tactic_scores
         for r in found.used:
             who = found.users.get(r.id, ())
             names = ", ".join(f"{i} {n}" for i, n in who) or ", ".join(ctx.threat)
-            for tactic, s in e.tactic_scores(r):
+            for tactic, s in scores(r):
                 ok = s > 0 and s >= self.min_score
                 out.append(
                     Technique(
                         techniqueID=r.id,
                         tactic=tactic,
                         color=COVERED if ok else UNCOVERED,
-                        comment=f"{r.name}: used by {names}; "
-                        + (f"covered (score {s:g})" if ok else "not covered"),
+                        comment=f"{r.name}: used by {names}; " + _said(r, s, ok),
                         metadata=[
-                            MetadataItem(name="coverage score", value=f"{s:g}"),
+                            MetadataItem(name=_SCORE[r.state is not None], value=f"{s:g}"),
                             *(MetadataItem(name=f"used by {i}", value=n) for i, n in who),
                         ],
                         links=e.technique_links(ctx, r.id),
                     )
                 )
         out += [Technique(techniqueID=t, enabled=False) for t in sorted(set(found.others))]
+        covered = "effective" if ctx.environment else "covered"
         return e.finish(
             ctx,
             out,
             name=f"threat {' '.join(ctx.threat)}",
-            description=f"Techniques {', '.join(ctx.threat)} use in {ctx.release}, covered or "
-            f"not by {e.catalogs_named(ctx)}; techniques they are not known to use are disabled",
+            description=f"Techniques {', '.join(ctx.threat)} use in {ctx.release}, {covered} or "
+            f"not by {e.catalogs_named(ctx)}{ctx.in_environment}; techniques they are not known "
+            "to use are disabled",
             legend=[
-                ("used, covered", COVERED),
-                ("used, not covered", UNCOVERED),
+                (f"used, {covered}", COVERED),
+                (f"used, not {covered}", UNCOVERED),
                 ("not used (disabled)", UNUSED),
             ],
         )
+
+
+_SCORE = {False: "coverage score", True: "effective score"}
+
+
+def _effective(r: TechniqueCoverage) -> list[tuple[str | None, float]]:
+    """One entry with its effective score: the environment judges the technique, not a tactic."""
+    return [(None, r.effective_score or 0.0)]
+
+
+def _said(r: TechniqueCoverage, s: float, ok: bool) -> str:
+    if r.state is None:
+        return f"covered (score {s:g})" if ok else "not covered"
+    if ok:
+        return f"effective (score {s:g})"
+    return f"not effective here: {r.state}" + (f" (effective score {s:g})" if s > 0 else "")

@@ -32,6 +32,10 @@ Groups = Annotated[
 Domain = Annotated[str | None, typer.Option(help="enterprise, mobile or ics")]
 Version = Annotated[str | None, typer.Option(help="ATT&CK release, e.g. 18.1")]
 Json = Annotated[bool, typer.Option("--json")]
+Env = Annotated[
+    str | None,
+    typer.Option("--env", help="environment: count a rule only where its telemetry is collected"),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -47,12 +51,16 @@ def make_scope(
     platform: list[str] | None,
     tactic: list[str] | None,
     groups: list[str] | None,
+    *,
+    environment: str | None = None,
 ) -> Scope:
-    """The coverage question the common CLI options ask (shared by coverage, gaps, layer)."""
-    from app.attack import service as attack_service
+    """The coverage question the common CLI options ask (shared by coverage, gaps, layer, env
+    next). Under an environment the release defaults to the environment's domain."""
     from app.coverage import service as coverage_service
 
-    release = attack_service.get_release(session, domain=domain, version=version)
+    release = coverage_service.release_for(
+        session, domain=domain, version=version, environment=environment
+    )
     return coverage_service.make_scope(
         session,
         release=release,
@@ -60,6 +68,8 @@ def make_scope(
         platforms=platform,
         tactics=tactic,
         threat=groups,
+        environment=environment,
+        kb_dir=settings().kb_dir,
     )
 
 
@@ -72,16 +82,20 @@ def coverage(
     version: Version = None,
     a: Annotated[list[str] | None, typer.Option(help="compare: catalog(s) of side A")] = None,
     b: Annotated[list[str] | None, typer.Option(help="compare: catalog(s) of side B")] = None,
+    env: Env = None,
     json_out: Json = False,
 ) -> None:
-    """Coverage summary (overall, per tactic, per platform, per catalog), or --a/--b comparison."""
+    """Coverage summary (overall, per tactic, per platform, per catalog), or --a/--b comparison;
+    with --env also the techniques by effective state (per tactic, system and catalog)."""
     from sqlmodel import Session
 
     from app.coverage import service as coverage_service
 
     s = settings()
     with Session(engine(s)) as session:
-        scope = make_scope(session, domain, version, catalog, platform, tactic, groups)
+        scope = make_scope(
+            session, domain, version, catalog, platform, tactic, groups, environment=env
+        )
         if a or b:
             if not (a and b):
                 raise typer.BadParameter("compare needs both --a and --b")
@@ -98,6 +112,10 @@ def coverage(
         echo_json(summary)
         return
     _print_summary(summary)
+    if summary.effective is not None:
+        from app.cli.terminal import print_effective_summary
+
+        print_effective_summary(summary.effective)
 
 
 def _print_comparison(cmp: CatalogComparison) -> None:
@@ -170,17 +188,21 @@ def gaps(
     collected: Annotated[list[str] | None, typer.Option(help="data components you collect")] = None,
     min_score: Annotated[float, typer.Option(help="weakly covered below this score")] = 0.0,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 25,
+    env: Env = None,
     json_out: Json = False,
 ) -> None:
-    """Uncovered and weak techniques ranked by priority, with what would detect them."""
+    """Uncovered and weak techniques ranked by priority, with what would detect them; with
+    --env, the techniques not effective there, with their state and missing log sources."""
     from sqlmodel import Session
 
-    from app.cli.terminal import print_gaps
+    from app.cli.terminal import print_environment_gaps, print_gaps
     from app.coverage import service as coverage_service
 
     s = settings()
     with Session(engine(s)) as session:
-        scope = make_scope(session, domain, version, catalog, platform, tactic, groups)
+        scope = make_scope(
+            session, domain, version, catalog, platform, tactic, groups, environment=env
+        )
         release = scope.release
         page = coverage_service.gap_page(
             session,
@@ -193,4 +215,8 @@ def gaps(
     if json_out:
         echo_json(page)
         return
-    print_gaps(page, title=f"ATT&CK {release.domain} {release.version}", collected=collected)
+    title = f"ATT&CK {release.domain} {release.version}"
+    if env:
+        print_environment_gaps(page, title=f"{title} · environment {env}")
+        return
+    print_gaps(page, title=title, collected=collected)

@@ -14,7 +14,7 @@ import typer
 
 from app.cli.audit import audited
 from app.cli.common import engine, settings
-from app.cli.coverage import Catalogs, Groups, Platforms, Tactics, make_scope
+from app.cli.coverage import Catalogs, Env, Groups, Platforms, Tactics, make_scope
 from app.layer.kinds import KINDS  # light: the service stack loads inside commands
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ def _layer_command(kind: KindName) -> Callable[..., None]:
         groups: Groups = None,
         domain: Annotated[str | None, typer.Option(help="enterprise, mobile or ics")] = None,
         version: Release = None,
+        env: Env = None,
         collected: Names = None,
         a: Names = None,
         b: Names = None,
@@ -83,7 +84,7 @@ def _layer_command(kind: KindName) -> Callable[..., None]:
         )
         fmt: Literal["svg", "xlsx"] | None = "svg" if svg else "xlsx" if xlsx else None
         filters = (domain, version, catalog, platform, tactic, groups)
-        _write(_layer_bytes(s, req, filters, fmt), output)
+        _write(_layer_bytes(s, req, filters, fmt, env), output)
 
     command.__doc__ = KINDS[kind].help
     return command
@@ -100,14 +101,15 @@ def _layer_bytes(
     req: LayerRequest,
     filters: _Filters,
     fmt: Literal["svg", "xlsx"] | None,
+    env: str | None = None,
 ) -> bytes:
-    """The layer file, or its matrix picture when `fmt` names one."""
+    """The layer file, or its matrix picture when `fmt` names one; under environment `env`."""
     from sqlmodel import Session
 
     from app.layer import service as layer_service
 
     with Session(engine(s)) as session:
-        scope = make_scope(session, *filters)
+        scope = make_scope(session, *filters, environment=env)
         if fmt:
             return layer_service.render_layer(
                 session, scope=scope, req=req, weights=s.coverage, fmt=fmt

@@ -23,6 +23,7 @@ from app.cli import attack as attack_cli
 from app.cli import catalog as catalog_cli
 from app.cli import coverage as coverage_cli
 from app.cli import diff as diff_cli
+from app.cli import environment as environment_cli
 from app.cli import layer as layer_cli
 from app.cli import refresh as refresh_cli
 from app.cli import token as token_cli
@@ -72,6 +73,7 @@ attack_cli.register(app)
 app.add_typer(catalog_cli.app, name="catalog")
 coverage_cli.register(app)
 diff_cli.register(app)
+environment_cli.register(app)
 layer_cli.register(app)
 refresh_cli.register(app)
 token_cli.register(app)

@@ -17,7 +17,8 @@ from rich.text import Text
 from app.attack.text import Citations, bullet_items, paragraphs, tokens
 from app.catalog.models import CatalogRead
 from app.core.pages import Page
-from app.coverage.models import Gap
+from app.coverage.models import EffectiveSummary, Gap, Onboarding
+from app.environment.models import EnvironmentBrief, EnvironmentRead, Unplaced
 from app.technique_page.models import TechniquePage
 from app.technique_page.text import by_catalog, rule_line
 
@@ -306,3 +307,165 @@ def print_import_report(
         )
     if r.warning_count:
         c.print(f"parser warnings: {r.warning_count}")
+
+
+def print_environment_report(
+    env: EnvironmentRead, *, replaced: bool, console: Console | None = None
+) -> None:
+    """What an environment import placed, and every entry it could not place, with why."""
+    c = console or Console()
+    r = env.report
+    verb = "replaced" if replaced else "imported"
+    c.print(
+        Text(
+            f"{safe(env.name, markup=False)}: {verb} ({r.format}), placed in ATT&CK "
+            f"{env.domain} {env.attack_version}",
+            style="bold",
+        )
+    )
+    c.print(
+        f"systems: {r.systems} · log sources: {r.log_sources} · placed: {r.placed} · "
+        f"data components collected: {r.data_components} · unplaced: {len(r.unplaced)}"
+    )
+    for label, items in (
+        ("unplaced log sources", r.unplaced),
+        ("placed but not counted", r.not_counted),
+        ("unknown platforms", r.unknown_platforms),
+    ):
+        _print_unplaced(c, label, items)
+    if r.unknown_exceptions:
+        c.print(f"technique exceptions not in this release: {', '.join(r.unknown_exceptions)}")
+    for w in r.warnings:
+        c.print(Text(safe(f"warning: {w}", markup=False)))
+
+
+def _print_unplaced(c: Console, label: str, items: Sequence[Unplaced]) -> None:
+    if not items:
+        return
+    table = Table("written", "systems", "reason", title=f"{label} ({len(items)})")
+    for u in items:
+        table.add_row(
+            Text(safe(u.written, markup=False)),
+            Text(safe(", ".join(u.systems), markup=False)),
+            Text(safe(u.reason, markup=False)),
+        )
+    print_table(table, c)
+
+
+def print_environments(rows: Sequence[EnvironmentBrief], console: Console | None = None) -> None:
+    """Loaded environments, one row each."""
+    c = console or Console()
+    table = Table("name", "format", "systems", "data components", "unplaced", "release", "imported")
+    for e in rows:
+        table.add_row(
+            Text(safe(e.name, markup=False)),
+            e.format_id,
+            str(e.systems),
+            str(e.data_components),
+            str(e.unplaced),
+            f"{e.domain} {e.attack_version}",
+            e.imported_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    print_table(table, c, whole=("name", "format"))
+
+
+def print_environment(env: EnvironmentRead, console: Console | None = None) -> None:
+    """One environment: per system its platforms and log sources (with the data components
+    each provides), then the import report."""
+    c = console or Console()
+    table = Table("system", "platforms", "log source", "data components", "quality", "counted")
+    for s in env.systems:
+        for i, ls in enumerate(s.log_sources or [None]):
+            first = i == 0
+            table.add_row(
+                Text(safe(s.name, markup=False)) if first else "",
+                ", ".join(s.platforms) if first else "",
+                Text(safe(ls.written, markup=False)) if ls else "-",
+                Text(safe(", ".join(ls.data_components), markup=False)) if ls else "",
+                f"{ls.quality.factor:.2f}" if ls and ls.quality else "",
+                ("yes" if ls.counted else "no") if ls else "",
+            )
+    print_environment_report(env, replaced=False, console=c)
+    print_table(table, c, whole=("system",))
+
+
+def print_effective_summary(eff: EffectiveSummary, console: Console | None = None) -> None:
+    """Techniques by effective state: overall, per tactic, per system, per catalog."""
+    c = console or Console()
+    c.print(Text(f"effective coverage in environment {safe(eff.environment, markup=False)}"))
+    states = ("effective", "rule_without_telemetry", "telemetry_only", "blind", "unknown")
+    t = Table("", "total", *states, "% effective", title="by state")
+    for row in (eff.techniques, eff.subtechniques, eff.all, *eff.by_tactic):
+        t.add_row(
+            row.name, str(row.total), *(str(getattr(row, k)) for k in states), f"{row.percent}"
+        )
+    print_table(t, c, whole=("",))
+    t = Table("system", "platforms", "data components", "effective", "visible", "total", "%")
+    for s in eff.by_system:
+        t.add_row(
+            Text(safe(s.name, markup=False)),
+            ", ".join(s.platforms),
+            str(s.data_components),
+            str(s.effective),
+            str(s.visible),
+            str(s.total),
+            f"{s.percent}",
+        )
+    print_table(t, c, whole=("system",))
+    t = Table(
+        "catalog", "rules firing", "without telemetry", "unknown", "techniques effective", "%"
+    )
+    for k in eff.by_catalog:
+        t.add_row(
+            k.catalog,
+            str(k.rules_firing),
+            str(k.rules_without_telemetry),
+            str(k.rules_unknown),
+            str(k.techniques_effective),
+            f"{k.percent}",
+        )
+    print_table(t, c, whole=("catalog",))
+
+
+def print_collect_next(
+    page: Page[Onboarding], *, title: str, console: Console | None = None
+) -> None:
+    """What to collect next, ranked: per candidate what it makes effective and unlocks."""
+    c = console or Console()
+    c.print(Text(f"what to collect next: {safe(title, markup=False)}", style="bold"))
+    if not page.total:
+        c.print("nothing: no rule in scope waits on a log source this environment lacks")
+        return
+    t = Table("rank", "system", "data component", "techniques", "value", "rules", "gains")
+    for o in page.items:
+        gains = ", ".join(o.techniques[:10]) + (" …" if len(o.techniques) > 10 else "")
+        t.add_row(
+            str(o.rank),
+            Text(safe(o.system, markup=False)),
+            f"{o.data_component} ({o.data_component_id or '-'})",
+            str(o.techniques_gained),
+            f"{o.value}",
+            str(o.rules_unlocked),
+            gains,
+        )
+    print_table(t, c, whole=("rank", "system"))
+    if len(page.items) < page.total:
+        c.print(f"showing {len(page.items)} of {page.total} (--limit)")
+
+
+def print_environment_gaps(page: Page[Gap], *, title: str, console: Console | None = None) -> None:
+    """Gaps under an environment: each technique's block with its state and the log sources
+    its rules miss."""
+    c = console or Console()
+    c.print(Text(f"{page.total} gaps in {safe(title, markup=False)}", style="bold"))
+    table = Table("priority", "technique", box=box.SIMPLE_HEAD, show_lines=True)
+    for g in page.items:
+        lines = _gap_lines(g)
+        lines.append(f"\nstate: {g.state or '-'}")
+        if g.missing_log_sources:
+            missing = ", ".join(g.missing_log_sources)
+            lines.append(safe(f"\nmissing log sources: {missing}", markup=False), "yellow")
+        table.add_row(f"{g.priority}", lines)
+    print_table(table, c, whole=("priority",))
+    if len(page.items) < page.total:
+        c.print(f"showing {len(page.items)} of {page.total} (--limit)")

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from app.core.deps import PageParams, SessionDep, SettingsDep
-from app.core.errors import InvalidInput, Location
 from app.core.pages import Page
 from app.coverage import service as coverage_service
-from app.coverage.deps import ScopeDep
+from app.coverage.deps import EnvironmentScopeDep, ScopeDep
 from app.coverage.models import (
     CatalogComparison,
     CoverageSummary,
@@ -22,7 +20,6 @@ from app.coverage.models import (
     Onboarding,
     TechniqueCoverage,
 )
-from app.environment.deps import EnvironmentPath
 
 router = APIRouter()
 ListQuery = Annotated[list[str] | None, Query(max_length=50)]
@@ -98,25 +95,10 @@ def compare_catalogs(
 
 @router.get("/environments/{name}/next", tags=["environments"])
 def collect_next(
-    session: SessionDep,
-    settings: SettingsDep,
-    scope: ScopeDep,
-    name: EnvironmentPath,
-    page: PageParams,
+    session: SessionDep, settings: SettingsDep, scope: EnvironmentScopeDep, page: PageParams
 ) -> Page[Onboarding]:
     """Log sources to collect next on this environment's systems, ranked by the techniques
     (× threat weight of groups=) and rules their onboarding makes effective."""
-    if scope.environment is not None and scope.environment.telemetry.name != name:
-        raise InvalidInput(
-            "environment= contradicts the path's environment; give it once, in the path",
-            Location(field="environment"),
-        )
-    scope = replace(
-        scope,
-        environment=coverage_service.make_scope(
-            session, release=scope.release, environment=name, kb_dir=settings.kb_dir
-        ).environment,
-    )
     return coverage_service.collect_next(
         session, scope=scope, weights=settings.coverage, limit=page[0], offset=page[1]
     )

@@ -80,6 +80,16 @@ def _environment(
     )
 
 
+def release_for(
+    session: Session, *, domain: str | None, version: str | None, environment: str | None
+) -> Release:
+    """The release named, else the newest of the environment's domain (an ICS environment is
+    read against ICS), else the newest enterprise release."""
+    if not domain and environment:
+        domain = environment_service.environment_telemetry(session, name=environment).domain
+    return attack_service.get_release(session, domain=domain, version=version)
+
+
 def split_values(values: Sequence[str] | None) -> list[str]:
     """Repeated and comma-separated values alike (`--tactic a,b --tactic c`), blanks dropped."""
     return [v.strip() for item in values or () for v in item.split(",") if v.strip()]

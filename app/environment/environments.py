@@ -151,6 +151,7 @@ def _telemetry(session: Session, env: Environment) -> EnvironmentTelemetry:
             spelled[dc.lower()] = dc
     return EnvironmentTelemetry(
         name=env.name,
+        domain=env.domain,
         key=environment_key(env),
         systems=tuple(
             SystemTelemetry(

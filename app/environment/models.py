@@ -165,6 +165,7 @@ class EnvironmentTelemetry:
     """An environment as effective coverage reads it: the typed contract coverage receives."""
 
     name: str
+    domain: str  # the ATT&CK domain it was placed in: coverage's default release domain
     key: tuple[int, str, int]  # the key of caches derived from it
     systems: tuple[SystemTelemetry, ...]
     spelled: dict[str, str]  # lower-cased data component → as the environment's release spells it

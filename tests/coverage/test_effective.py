@@ -20,6 +20,7 @@ def _env(
 ) -> EnvironmentTelemetry:
     return EnvironmentTelemetry(
         name="t",
+        domain="enterprise",
         key=(1, "now", 1),
         systems=tuple(SystemTelemetry(n, frozenset(p), c) for n, p, c in systems),
         spelled={"process creation": "Process Creation", "file creation": "File Creation"},

@@ -18,6 +18,8 @@ from app.environment import importing as environment_importing
 from tests.environment.conftest import (
     API,
     ENDPOINTS,
+    ICS,
+    coverage,
     engine_of,
     make_client,
     module_settings,
@@ -105,6 +107,17 @@ def test_unknown_environment_is_a_404_listing_the_known(env_client: TestClient) 
     assert "nope" in message
     for e in env_client.get(f"{API}/environments").json():
         assert e["name"] in message
+
+
+def test_coverage_reads_an_environment_in_its_own_domain(env_client: TestClient) -> None:
+    """No domain given: an ICS environment is read against ICS, not the enterprise default; a
+    domain given wins."""
+    upload(env_client, "plant", peer_file(ICS), "data-sources-ics.yaml")
+    assert env_client.get(f"{API}/coverage").json()["domain"] == "enterprise"
+    assert coverage(env_client, "plant")["domain"] == "ics"
+    assert coverage(env_client, "plant", domain="enterprise")["domain"] == "enterprise"
+    r = env_client.get(f"{API}/environments/plant/next")
+    assert r.status_code == 200, r.text
 
 
 def test_technique_rows_carry_state_and_missing_log_sources(

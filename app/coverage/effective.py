@@ -19,12 +19,14 @@ rules cost a dict probe each.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from sqlmodel import Session
 
+from app.attack import service as attack_service
 from app.catalog import service as catalog_service
 from app.core.cache import CacheSpec, cached
 from app.core.config import CoverageWeights
@@ -62,10 +64,17 @@ class Verdict(NamedTuple):
     catalogs: frozenset[str]  # catalogs with a firing rule
     visible: tuple[str, ...]  # data components that can detect it and are collected
     detectable_by: int  # data components that can detect it
+    silent: tuple[
+        tuple[Needs, tuple[int, ...]], ...
+    ] = ()  # placed rules that cannot fire, by needs
 
 
 CATALOG_NEEDS: CacheSpec[dict[int, Needs]] = CacheSpec("coverage.catalog_needs", 64)
 REACH: CacheSpec[Reach] = CacheSpec("coverage.reach", 32)
+# technique → verdict, filled as techniques are asked: a verdict depends on the release, the
+# catalogs' rules and weights and the environment, never on a request's filters
+VERDICTS: CacheSpec[dict[str, Verdict]] = CacheSpec("coverage.verdicts", 32)
+RULE_COUNTS: CacheSpec[tuple[int, int, int]] = CacheSpec("coverage.rule_counts", 64)
 
 
 def catalog_needs(
@@ -130,11 +139,43 @@ class Reach:
                     best = max(best, q)
         return mask, best
 
+    def collectors(self, component: str) -> int:
+        """Bit mask of the systems that collect `component`."""
+        mask = 0
+        for i, _plats, _q in self.holders.get(component, ()):
+            mask |= 1 << i
+        return mask
+
+    def running(self, platforms: frozenset[str]) -> int:
+        """Bit mask of the systems that run one of `platforms` (every system when empty)."""
+        mask = 0
+        for i, s in enumerate(self.env.systems):
+            if not platforms or s.platforms & platforms:
+                mask |= 1 << i
+        return mask
+
     def sees(self, component: str, platforms: frozenset[str]) -> bool:
         """Collected on a system running one of `platforms` (any system when empty)."""
         if not platforms:
             return component in self.anywhere
         return bool(self.platforms_of.get(component, set()) & platforms)
+
+
+def rule_counts(
+    session: Session, *, catalog: Catalog, env: EnvironmentScope, known: frozenset[str]
+) -> tuple[int, int, int]:
+    """The catalog's rules that (fire, cannot fire, cannot be placed) in the environment; once
+    per import of each."""
+    key = (catalog_service.catalog_key(catalog), env.telemetry.key, tuple(sorted(known)))
+
+    def count() -> tuple[int, int, int]:
+        reach = reach_of(session, env.telemetry)
+        per_needs = Counter(catalog_needs(session, catalog=catalog, env=env, known=known).values())
+        firing = sum(k for n, k in per_needs.items() if n.components and reach.fires(n)[0])
+        unknown = sum(k for n, k in per_needs.items() if not n.components)
+        return firing, sum(per_needs.values()) - firing - unknown, unknown
+
+    return cached(session, RULE_COUNTS, key, count)
 
 
 def reach_of(session: Session, env: EnvironmentTelemetry) -> Reach:
@@ -155,11 +196,26 @@ class Judge:
     needs: Sequence[tuple[str, Mapping[int, Needs]]]  # (catalog name, rule pk → needs)
     weights: CoverageWeights
     spelled: Mapping[str, str] = field(default_factory=dict)  # lower-cased → as ATT&CK spells it
+    memo: dict[str, Verdict] = field(default_factory=dict)  # VERDICTS' entry for this scope
+    names: dict[int, list[str]] = field(default_factory=dict)  # system mask → names
+
+    def verdict(self, tid: str, info: TechniqueInfo, per_rule: Mapping[int, float]) -> Verdict:
+        """The technique's verdict, judged once per release, catalogs and environment."""
+        found = self.memo.get(tid)
+        if found is None:
+            found = self.memo[tid] = self(tid, info, per_rule)
+        return found
+
+    def system_names(self, mask: int) -> list[str]:
+        found = self.names.get(mask)
+        if found is None:
+            found = self.names[mask] = system_names(self.reach.env, mask)
+        return list(found)
 
     def __call__(self, tid: str, info: TechniqueInfo, per_rule: Mapping[int, float]) -> Verdict:
         firing: list[float] = []
         unknown, systems = 0, 0
-        missing: set[str] = set()
+        silent: dict[Needs, list[int]] = {}
         catalogs: set[str] = set()
         for pk, w in per_rule.items():
             if w <= 0:
@@ -174,7 +230,8 @@ class Judge:
                 systems |= mask
                 catalogs.add(cname)
             else:
-                missing |= n.components
+                silent.setdefault(n, []).append(pk)
+        missing = {c for n in silent for c in n.components}
         visible, total = self._visibility(tid, info)
         state = _state(bool(firing), unknown, bool(missing), bool(visible))
         spelled = self.spelled
@@ -188,10 +245,8 @@ class Judge:
             frozenset(catalogs),
             visible,
             total,
+            tuple((n, tuple(pks)) for n, pks in silent.items()),
         )
-
-    def needs_of(self, pk: int) -> Needs:
-        return self.catalog_needs_of(pk)[1]
 
     def catalog_needs_of(self, pk: int) -> tuple[str, Needs]:
         """(its catalog's name, its needs); rule pks are unique across catalogs."""
@@ -234,7 +289,14 @@ def make_judge(
         (c.name, catalog_needs(session, catalog=c, env=env, known=known)) for c in scope.catalogs
     ]
     spelled = {**env.telemetry.spelled, **{n.lower(): n for n in facts.component_ids}}
-    return Judge(reach_of(session, env.telemetry), facts, needs, weights, spelled)
+    key = (
+        attack_service.release_key(scope.release),
+        env.telemetry.key,
+        tuple(catalog_service.catalog_key(c) for c in scope.catalogs),
+        weights.model_dump_json(),
+    )
+    memo = cached(session, VERDICTS, key, dict)
+    return Judge(reach_of(session, env.telemetry), facts, needs, weights, spelled, memo)
 
 
 def system_names(env: EnvironmentTelemetry, mask: int) -> list[str]:

@@ -37,7 +37,7 @@ RULES_LISTED = 100  # per candidate; `rules_unlocked` counts them all
 @dataclass
 class _Gain:
     techniques: set[str] = field(default_factory=set)
-    rules: set[int] = field(default_factory=set)
+    needs: list[Needs] = field(default_factory=list)  # whose rules it lets fire
 
 
 def collect_next(
@@ -49,9 +49,9 @@ def collect_next(
         raise InvalidInput(
             "what to collect next needs an environment", Location(field="environment")
         )
-    gains = _gains(done, done.judge)
+    gains, rules = _gains(done, done.judge)
     ranked = sorted(
-        ((c, _candidate(c, g, done, scope)) for c, g in gains.items()),
+        ((c, _candidate(c, g, rules, done, scope)) for c, g in gains.items()),
         key=lambda co: (
             -co[1].value,
             -co[1].rules_unlocked,
@@ -61,29 +61,34 @@ def collect_next(
         ),
     )
     page = ranked[offset : offset + limit]
-    _name_rules(session, page, gains)
+    _name_rules(session, page, gains, rules)
     for i, (_c, item) in enumerate(page, start=offset + 1):
         item.rank = i
     return Page(items=[o for _c, o in page], total=len(ranked), limit=limit, offset=offset)
 
 
-def _gains(done: Computed, judge: Judge) -> dict[Candidate, _Gain]:
-    """Per candidate: the techniques it makes effective and the silent rules it lets fire."""
+def _gains(done: Computed, judge: Judge) -> tuple[dict[Candidate, _Gain], dict[Needs, set[int]]]:
+    """Per candidate: the techniques it makes effective and the needs whose (silent) rules it
+    lets fire; and those rules per needs. The verdicts group silent rules by needs: a rule has
+    one, so candidates are worked out once per distinct needs, not once per rule."""
     where: dict[Needs, list[Candidate]] = {}
+    rules: dict[Needs, set[int]] = defaultdict(set)
     gains: dict[Candidate, _Gain] = defaultdict(_Gain)
     for row in done.rows:
         if row.state == "effective":
             continue
-        for pk, w in done.own[row.id].per_rule.items():
-            n = judge.needs_of(pk)
-            if w <= 0 or not n.components:
-                continue
+        cands: set[Candidate] = set()
+        for n, pks in done.verdicts[row.id].silent:
+            rules[n].update(pks)
             if n not in where:
                 where[n] = _candidates(n, judge)
-            for cand in where[n]:
-                gains[cand].techniques.add(row.id)
-                gains[cand].rules.add(pk)
-    return gains
+            cands.update(where[n])
+        for cand in cands:
+            gains[cand].techniques.add(row.id)
+    for n, cands_of_n in where.items():
+        for cand in cands_of_n:
+            gains[cand].needs.append(n)
+    return gains, rules
 
 
 def _candidates(n: Needs, judge: Judge) -> list[Candidate]:
@@ -96,7 +101,9 @@ def _candidates(n: Needs, judge: Judge) -> list[Candidate]:
     return out
 
 
-def _candidate(c: Candidate, g: _Gain, done: Computed, scope: Scope) -> Onboarding:
+def _candidate(
+    c: Candidate, g: _Gain, rules: dict[Needs, set[int]], done: Computed, scope: Scope
+) -> Onboarding:
     system = done.judge.reach.env.systems[c[0]] if done.judge else None
     name = done.judge.spelled.get(c[1], c[1]) if done.judge else c[1]
     return Onboarding(
@@ -106,7 +113,7 @@ def _candidate(c: Candidate, g: _Gain, done: Computed, scope: Scope) -> Onboardi
         data_component_id=done.facts.component_ids.get(name),
         techniques_gained=len(g.techniques),
         value=round(sum(_threat_weight(t, done.facts, scope) for t in g.techniques), 2),
-        rules_unlocked=len(g.rules),
+        rules_unlocked=sum(len(rules[n]) for n in g.needs),  # a rule has one needs: disjoint
         techniques=sorted(g.techniques),
         rules=[],
     )
@@ -120,10 +127,15 @@ def _threat_weight(tid: str, facts: ReleaseFacts, scope: Scope) -> float:
 
 
 def _name_rules(
-    session: Session, page: list[tuple[Candidate, Onboarding]], gains: dict[Candidate, _Gain]
+    session: Session,
+    page: list[tuple[Candidate, Onboarding]],
+    gains: dict[Candidate, _Gain],
+    rules: dict[Needs, set[int]],
 ) -> None:
     """Name up to RULES_LISTED unlocked rules per candidate on the page, in one statement."""
-    picked = {c: sorted(gains[c].rules)[:RULES_LISTED] for c, _o in page}
+    picked = {
+        c: sorted(pk for n in gains[c].needs for pk in rules[n])[:RULES_LISTED] for c, _o in page
+    }
     labels = catalog_service.rule_labels(session, [pk for pks in picked.values() for pk in pks])
     for c, o in page:
         o.rules = sorted(labels[pk] for pk in picked[c] if pk in labels)

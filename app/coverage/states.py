@@ -5,12 +5,13 @@ Read off the per-technique rows (`techniques.py`), whose `state` the environment
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
-from app.coverage.effective import catalog_needs, count_states, reach_of
+from app.coverage.effective import Judge, Verdict, count_states, rule_counts
 from app.coverage.models import (
     CatalogEffect,
     EffectiveSummary,
@@ -22,7 +23,7 @@ from app.coverage.models import (
 if TYPE_CHECKING:
     from app.coverage.facts import ReleaseFacts
     from app.coverage.scope import EnvironmentScope, Scope
-    from app.environment.service import SystemTelemetry
+    from app.coverage.techniques import Computed
 
 
 def _percent(part: int, whole: int) -> float:
@@ -41,12 +42,10 @@ def state_count(key: str, name: str, rows: Iterable[TechniqueCoverage]) -> State
     )
 
 
-def effective_summary(
-    session: Session, *, scope: Scope, facts: ReleaseFacts, rows: list[TechniqueCoverage]
-) -> EffectiveSummary | None:
+def effective_summary(session: Session, *, scope: Scope, done: Computed) -> EffectiveSummary | None:
     """The summary's environment block; None without an environment."""
-    env = scope.environment
-    if env is None:
+    env, judge, facts, rows = scope.environment, done.judge, done.facts, done.rows
+    if env is None or judge is None:
         return None
     return EffectiveSummary(
         environment=env.telemetry.name,
@@ -66,32 +65,60 @@ def effective_summary(
             state_count(p, p, (r for r in rows if p in r.platforms))
             for p in sorted({p for r in rows for p in r.platforms})
         ],
-        by_system=[_system(s, rows) for s in env.telemetry.systems],
+        by_system=_by_system(judge, rows, done.verdicts),
         by_catalog=_by_catalog(session, scope, env, facts, rows),
     )
 
 
-def _system(s: SystemTelemetry, rows: list[TechniqueCoverage]) -> SystemCount:
-    """What one system's telemetry makes effective and visible, among techniques it runs."""
-    mine = [r for r in rows if _runs(s, r)]
-    effective = sum(1 for r in mine if s.name in (r.systems or ()))
-    visible = sum(
-        1 for r in mine if any(dc.lower() in s.components for dc in r.visible_data_components or ())
-    )
-    return SystemCount(
-        name=s.name,
-        platforms=sorted(s.platforms),
-        data_components=len(s.components),
-        total=len(mine),
-        effective=effective,
-        visible=visible,
-        percent=_percent(effective, len(mine)),
-    )
+def _by_system(
+    judge: Judge, rows: list[TechniqueCoverage], verdicts: dict[str, Verdict]
+) -> list[SystemCount]:
+    """Per system: techniques on its platforms, effective through its telemetry, visible through
+    it. Rows share few distinct masks, so counting goes mask by mask, not row by system."""
+    reach = judge.reach
+    running: dict[frozenset[str], int] = {}
+    collectors: dict[str, int] = {}
+    on, effective, visible = Counter[int](), Counter[int](), Counter[int]()
+    for r in rows:
+        plats = frozenset(p.lower() for p in r.platforms) - {"none"}
+        if plats not in running:
+            running[plats] = reach.running(plats)
+        v = verdicts[r.id]
+        seen = 0
+        for dc in v.visible:
+            low = dc.lower()
+            if low not in collectors:
+                collectors[low] = reach.collectors(low)
+            seen |= collectors[low]
+        on[running[plats]] += 1
+        effective[v.systems] += 1
+        visible[seen & running[plats]] += 1
+    totals = [_per_bit(c, len(reach.env.systems)) for c in (on, effective, visible)]
+    return [
+        SystemCount(
+            name=s.name,
+            platforms=sorted(s.platforms),
+            data_components=len(s.components),
+            total=totals[0][i],
+            effective=totals[1][i],
+            visible=totals[2][i],
+            percent=_percent(totals[1][i], totals[0][i]),
+        )
+        for i, s in enumerate(reach.env.systems)
+    ]
 
 
-def _runs(s: SystemTelemetry, r: TechniqueCoverage) -> bool:
-    plats = frozenset(p.lower() for p in r.platforms) - {"none"}
-    return not plats or bool(plats & s.platforms)
+def _per_bit(masks: Counter[int], n: int) -> list[int]:
+    """How many rows have each bit set, from the count of each distinct mask."""
+    out = [0] * n
+    for mask, k in masks.items():
+        i = 0
+        while mask:
+            if mask & 1:
+                out[i] += k
+            mask >>= 1
+            i += 1
+    return out
 
 
 def _by_catalog(
@@ -103,18 +130,15 @@ def _by_catalog(
 ) -> list[CatalogEffect]:
     """Per catalog: its rules by whether they can fire, and the techniques they make effective."""
     known = frozenset(p.lower() for i in facts.index.techniques.values() for p in i.platforms)
-    reach = reach_of(session, env.telemetry)
     out = []
     for c in scope.catalogs:
-        needs = catalog_needs(session, catalog=c, env=env, known=known)
-        firing = sum(1 for n in needs.values() if n.components and reach.fires(n)[0])
-        unknown = sum(1 for n in needs.values() if not n.components)
+        firing, silent, unknown = rule_counts(session, catalog=c, env=env, known=known)
         effective = _effective_from(c.name, rows)
         out.append(
             CatalogEffect(
                 catalog=c.name,
                 rules_firing=firing,
-                rules_without_telemetry=len(needs) - firing - unknown,
+                rules_without_telemetry=silent,
                 rules_unknown=unknown,
                 techniques_effective=effective,
                 percent=_percent(effective, len(rows)),

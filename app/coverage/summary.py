@@ -23,7 +23,7 @@ from app.coverage.models import (
 )
 from app.coverage.scope import Scope, make_scope, split_values
 from app.coverage.states import effective_summary
-from app.coverage.techniques import technique_rows
+from app.coverage.techniques import compute, technique_rows
 
 
 def _percent(part: int, whole: int) -> float:
@@ -38,8 +38,8 @@ def _count(rows: Iterable[TechniqueCoverage]) -> Count:
 
 def summary(session: Session, *, scope: Scope, weights: CoverageWeights) -> CoverageSummary:
     """Covered techniques in scope: overall, per tactic, per platform and per catalog."""
-    rows = technique_rows(session, scope=scope, weights=weights)
-    facts = release_facts(session, release=scope.release)
+    done = compute(session, scope=scope, weights=weights)
+    rows, facts = done.rows, done.facts
     return CoverageSummary(
         domain=scope.release.domain,
         version=scope.release.version,
@@ -51,7 +51,7 @@ def summary(session: Session, *, scope: Scope, weights: CoverageWeights) -> Cove
         by_tactic=_by_tactic(facts, scope, rows),
         by_platform=_by_platform(rows),
         by_catalog=_by_catalog(session, scope, rows, weights),
-        effective=effective_summary(session, scope=scope, facts=facts, rows=rows),
+        effective=effective_summary(session, scope=scope, done=done),
     )
 
 

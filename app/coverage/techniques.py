@@ -15,7 +15,7 @@ from app.attack.service import TechniqueIndex, TechniqueInfo
 from app.core.config import CoverageWeights
 from app.core.errors import InvalidInput, Location
 from app.core.pages import Page
-from app.coverage.effective import Judge, Verdict, make_judge, system_names
+from app.coverage.effective import Judge, Verdict, make_judge
 from app.coverage.facts import (
     CatalogWeights,
     ReleaseFacts,
@@ -47,6 +47,7 @@ class Computed(NamedTuple):
     own: dict[str, _Own]  # technique → its own rules merged across catalogs
     rows: list[TechniqueCoverage]
     judge: Judge | None
+    verdicts: dict[str, Verdict]  # with an environment: each row's
 
 
 def technique_rows(
@@ -71,10 +72,12 @@ def compute(session: Session, *, scope: Scope, weights: CoverageWeights) -> Comp
     }
     rows = [_row(tid, infos[tid], computed, children.get(tid, []), weights) for tid in wanted]
     judge = make_judge(session, scope=scope, facts=facts, weights=weights)
+    verdicts: dict[str, Verdict] = {}
     if judge is not None:
         for r in rows:
-            _judged(r, judge(r.id, infos[r.id], computed[r.id].per_rule), judge)
-    return Computed(facts, computed, rows, judge)
+            v = verdicts[r.id] = judge.verdict(r.id, infos[r.id], computed[r.id].per_rule)
+            _judged(r, v, judge)
+    return Computed(facts, computed, rows, judge, verdicts)
 
 
 def _judged(row: TechniqueCoverage, v: Verdict, judge: Judge) -> None:
@@ -84,7 +87,7 @@ def _judged(row: TechniqueCoverage, v: Verdict, judge: Judge) -> None:
     row.effective_rules = v.firing
     row.unknown_rules = v.unknown
     row.missing_log_sources = sorted(v.missing)
-    row.systems = system_names(judge.reach.env, v.systems)
+    row.systems = judge.system_names(v.systems)
     row.effective_catalogs = sorted(v.catalogs)
     row.visible_data_components = list(v.visible)
     row.detectable_by = v.detectable_by

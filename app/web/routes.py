@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -35,10 +36,7 @@ from app.technique_page import service as page_service
 from app.web import views
 
 if TYPE_CHECKING:
-    from sqlmodel import Session
-
-    from app.attack.tables import Release
-    from app.environment.models import EnvironmentRead
+    pass
 
 HERE = FsPath(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -144,7 +142,7 @@ def home(
     )
 
 
-@router.get("/matrix")
+@router.get("/matrix", response_model=None)
 def matrix(
     session: SessionDep,
     settings: SettingsDep,
@@ -152,8 +150,17 @@ def matrix(
     catalog: CatalogsQuery = None,
     platform: PlatformQuery = None,
     groups: GroupsQuery = None,
-) -> HTMLResponse:
-    """The release's matrix, each technique coloured by its coverage score in the chosen scope."""
+    environment: EnvironmentQuery = None,
+    domain: DomainQuery = None,
+    version: VersionQuery = None,
+) -> HTMLResponse | RedirectResponse:
+    """The release's matrix, each technique coloured by its coverage score in the chosen scope;
+    with `environment`, its page, whose matrix is coloured by effective state."""
+    if environment:
+        q = views.query(
+            domain=domain, version=version, catalog=catalog, platform=platform, groups=groups
+        )
+        return RedirectResponse(f"/environments/{quote(environment)}?{q}", status_code=307)
     scope = coverage_service.make_scope(
         session, release=release, catalogs=catalog, platforms=platform, threat=groups
     )
@@ -224,7 +231,8 @@ def technique(
 def gaps(
     session: SessionDep,
     settings: SettingsDep,
-    release: ReleaseDep,
+    domain: DomainQuery = None,
+    version: VersionQuery = None,
     catalog: CatalogsQuery = None,
     platform: PlatformQuery = None,
     groups: GroupsQuery = None,
@@ -237,7 +245,10 @@ def gaps(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> HTMLResponse:
     """Uncovered and weak techniques, highest priority first, with the reasons of each rank;
-    with `environment`, the techniques not effective there."""
+    with `environment`, the techniques not effective there (read in its domain by default)."""
+    release = coverage_service.release_for(
+        session, domain=domain, version=version, environment=environment
+    )
     scope = coverage_service.make_scope(
         session,
         release=release,
@@ -257,25 +268,14 @@ def gaps(
         offset=offset,
     )
     facts = coverage_service.release_facts(session, release=release)
-    components = sorted(facts.component_ids, key=str.lower)
-
+    chosen = views.gap_filters(catalog, platform, groups, environment, collected, min_score)
     prev_link, next_link = views.pager(
         "/gaps",
-        dict(
-            domain=release.domain,
-            version=release.version,
-            catalog=catalog,
-            platform=platform,
-            groups=groups,
-            environment=environment,
-            collected=collected,
-            min_score=f"{min_score:g}" if min_score else None,
-        ),
+        {"domain": release.domain, "version": release.version, **chosen},
         offset=offset,
         limit=limit,
         total=page.total,
     )
-
     return render(
         "gaps.html",
         release=release,
@@ -283,17 +283,9 @@ def gaps(
         catalogs=catalog_service.list_catalogs(session),
         page=page,
         user_names=facts.user_names,
-        components=components,
+        components=sorted(facts.component_ids, key=str.lower),
         platforms=layer_service.release_platforms(session, release=release),
-        chosen={
-            "catalog": catalog or [],
-            "platform": platform or [],
-            "groups": groups or [],
-            "environment": environment,
-            "collected": collected or [],
-            "min_score": min_score,
-            "limit": limit,
-        },
+        chosen={**chosen, "min_score": min_score, "limit": limit},
         prev_link=prev_link,
         next_link=next_link,
     )
@@ -330,9 +322,12 @@ def environment_page(
     groups: GroupsQuery = None,
 ) -> HTMLResponse:
     """An environment: its systems and what they collect, the five-state matrix, and the log
-    sources to collect next. The release is the one it was imported against unless named."""
+    sources to collect next, in the newest release of its domain unless one is named (as the
+    API reads it)."""
     env = environment_service.get_environment(session, name=name)
-    release = _environment_release(session, env, domain, version)
+    release = coverage_service.release_for(
+        session, domain=domain, version=version, environment=name
+    )
     scope = coverage_service.make_scope(
         session,
         release=release,
@@ -376,14 +371,3 @@ def environment_page(
             domain=release.domain, version=release.version, environment=name, **params
         ),
     )
-
-
-def _environment_release(
-    session: Session, env: EnvironmentRead, domain: str | None, version: str | None
-) -> Release:
-    """The named release; else the one the environment was imported against, or the newest of
-    its domain when that one is no longer loaded."""
-    if domain or version:
-        return attack_service.get_release(session, domain=domain, version=version)
-    found = attack_service.find_release(session, domain=env.domain, version=env.attack_version)
-    return found or attack_service.get_release(session, domain=env.domain)

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from markupsafe import Markup, escape
@@ -101,6 +102,25 @@ def pager(
     prev = link(max(0, offset - limit)) if offset > 0 else None
     nxt = link(offset + limit) if offset + limit < total else None
     return prev, nxt
+
+
+def gap_filters(
+    catalog: list[str] | None,
+    platform: list[str] | None,
+    groups: list[str] | None,
+    environment: str | None,
+    collected: list[str] | None,
+    min_score: float,
+) -> dict[str, Any]:
+    """The gap page's filters as its form shows them and its pager keeps them."""
+    return {
+        "catalog": catalog or [],
+        "platform": platform or [],
+        "groups": groups or [],
+        "environment": environment,
+        "collected": collected or [],
+        "min_score": f"{min_score:g}" if min_score else None,
+    }
 
 
 def technique_href(attack_id: str, *, version: str | None = None, domain: str | None = None) -> str:

@@ -151,3 +151,13 @@ def test_gaps_page_takes_an_environment(web_client: TestClient) -> None:
     for g in gaps["items"][:10]:
         assert f'data-technique="{g["id"]}"' in page
         assert g["state"].replace("_", " ") in page
+
+
+def test_matrix_with_an_environment_is_its_page(web_client: TestClient) -> None:
+    """/matrix?environment= is the environment page (its five-state matrix), filters kept."""
+    r = web_client.get(
+        "/matrix", params={"environment": ENV, "catalog": "sigma-attack18"}, follow_redirects=False
+    )
+    assert r.status_code == 307
+    assert r.headers["location"] == f"/environments/{ENV}?catalog=sigma-attack18"
+    assert web_client.get(r.headers["location"]).status_code == 200

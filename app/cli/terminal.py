@@ -394,12 +394,12 @@ def print_effective_summary(eff: EffectiveSummary, console: Console | None = Non
     c = console or Console()
     c.print(Text(f"effective coverage in environment {safe(eff.environment, markup=False)}"))
     states = ("effective", "rule_without_telemetry", "telemetry_only", "blind", "unknown")
-    t = Table("", "total", *states, "% effective", title="by state")
+    t = Table("group", "total", *states, "% effective", title="by state")
     for row in (eff.techniques, eff.subtechniques, eff.all, *eff.by_tactic):
         t.add_row(
             row.name, str(row.total), *(str(getattr(row, k)) for k in states), f"{row.percent}"
         )
-    print_table(t, c, whole=("",))
+    print_table(t, c, whole=("group",))
     t = Table("system", "platforms", "data components", "effective", "visible", "total", "%")
     for s in eff.by_system:
         t.add_row(

@@ -241,3 +241,27 @@ def test_mobile_api_calls_visibility(env_client: TestClient) -> None:
     assert bool(seeing) is bool(detected)
     by_system = summary["effective"]["by_system"]
     assert [(s["name"], s["visible"]) for s in by_system] == [("Phones", len(seeing))]
+
+
+def test_the_sample_reads_on_17_1_by_its_detects_relationships(
+    env_client: TestClient, sample_env: dict[str, Any]
+) -> None:
+    """17.1 is the older detection model (data component `detects` technique): the same
+    environment reads there, each row seeing exactly the collected components that detect it
+    on a system of its platforms, per the 17.1 bundle."""
+    raw = raw_release("enterprise-attack-17.1.json.gz")
+    env = sample_env["name"]
+    rows = technique_rows(env_client, env, version="17.1", catalog=CATALOG)
+    _consistent(coverage(env_client, env, version="17.1", catalog=CATALOG), rows)
+    on: dict[str, set[str]] = {}  # platform (lower) → components counted on a system of it
+    for system in sample_env["systems"]:
+        counted = {dc for s in system["log_sources"] if s["counted"] for dc in s["data_components"]}
+        for p in system["platforms"]:
+            on.setdefault(p.lower(), set()).update(counted)
+    for r in rows:
+        seen = set().union(*(on.get(p.lower(), set()) for p in r["platforms"]))
+        if r["id"] in sample_env["report"]["exceptions"]:
+            seen = set()
+        want = {dc for dc in seen if r["id"] in raw.detectable.get(dc, set())}
+        assert set(r["visible_data_components"]) == want, r["id"]
+    assert any(r["visible_data_components"] for r in rows)

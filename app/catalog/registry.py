@@ -40,6 +40,7 @@ BUILTINS: dict[str, str] = {
     "sigma": "app.catalog.formats.sigma:SigmaImporter",
     "elastic": "app.catalog.formats.elastic:ElasticImporter",
     "splunk": "app.catalog.formats.splunk:SplunkImporter",
+    "dettect-techniques": "app.catalog.formats.dettect_techniques:DettectTechniquesImporter",
     "canonical": "app.catalog.formats.canonical:CanonicalImporter",
 }
 ENTRY_POINT_GROUP = "kbmap.importers"

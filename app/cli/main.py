@@ -21,6 +21,7 @@ from typer.main import get_command, get_command_name
 
 from app.cli import attack as attack_cli
 from app.cli import catalog as catalog_cli
+from app.cli import check as check_cli
 from app.cli import coverage as coverage_cli
 from app.cli import diff as diff_cli
 from app.cli import environment as environment_cli
@@ -71,6 +72,7 @@ def _root(
 
 attack_cli.register(app)
 app.add_typer(catalog_cli.app, name="catalog")
+check_cli.register(app)
 coverage_cli.register(app)
 diff_cli.register(app)
 environment_cli.register(app)
@@ -111,7 +113,8 @@ def command_for(argv: list[str]) -> Command:
 
 def _run() -> int:
     try:
-        command_for(sys.argv[1:2])(standalone_mode=False)
+        # not standalone, click returns a command's typer.Exit code instead of raising it
+        code = command_for(sys.argv[1:2])(standalone_mode=False)
     except KbmapError as exc:
         from app.cli.terminal import safe  # a message may quote a hostile file name
 
@@ -135,7 +138,7 @@ def _run() -> int:
             raise
         typer.echo(f"kbmap: {known}", err=True)
         return 1
-    return 0
+    return code if type(code) is int else 0
 
 
 def _leave(code: int) -> NoReturn:

@@ -72,14 +72,8 @@ def import_environment(
 ) -> ImportResult:
     """Parse `data`, place it in a release and replace the environment of that name
     (`create_only`: refuse to replace one, a Conflict)."""
+    # refuses a file with any error, listing them all; warnings stay for the report
     parsed = parse_environment(file_name, data, format_id=format_id, limits=settings.limits)
-    errors = [i for i in parsed.issues if i.severity == "error"]
-    if errors:
-        raise InvalidInput(
-            f"{errors[0].message} ({len(errors)} error(s); nothing imported)",
-            errors[0].location or Location(file=file_name),
-            issues=errors,
-        )
     env_name = name or (_slug(parsed.name) if parsed.name else name_from(file_name))
     if not NAME.fullmatch(env_name):
         raise InvalidInput(

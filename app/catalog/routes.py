@@ -17,8 +17,7 @@ from app.catalog.models import CatalogRead, RuleRead
 from app.catalog.source import source_from_bytes
 from app.catalog.upgrade import UpgradeReport
 from app.core.config import Settings
-from app.core.deps import PageParams, QText, SessionDep, SettingsDep
-from app.core.errors import Location, TooLarge
+from app.core.deps import PageParams, QText, SessionDep, SettingsDep, read_upload
 from app.core.pages import Page
 
 router = APIRouter()
@@ -68,10 +67,7 @@ async def import_catalog(
     version: Annotated[str | None, Form(max_length=20, pattern=r"^\d+\.\d+$")] = None,
 ) -> CatalogRead:
     """Upload a catalog (any format, or a .tar.gz of rule files); replaces a same-named one."""
-    limit = settings.limits.max_upload_bytes
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(f"upload exceeds the limit of {limit} bytes", Location(file=file.filename))
+    data = await read_upload(file, settings)
     request.state.audit_target = name or file.filename or "upload"
     # unpacking, parsing and the write take a second or more: off the event loop serving reads
     source = await run_in_threadpool(

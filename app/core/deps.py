@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request, UploadFile
 from sqlmodel import Session
 
 from app.core.config import Settings
 from app.core.db import read_session
+from app.core.errors import Location, TooLarge
 from app.core.exposure import public_url
 
 
@@ -55,3 +56,13 @@ async def page_params(
 PageParams = Annotated[tuple[int, int], Depends(page_params)]
 QText = Annotated[str | None, Query(max_length=200, description="text in id, name or description")]
 IdPath = Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+async def read_upload(file: UploadFile, settings: Settings) -> bytes:
+    """An uploaded file's bytes, read no further than one byte over the upload limit: over it is
+    TooLarge naming the file (the body guard already refuses larger bodies before they are read)."""
+    limit = settings.limits.max_upload_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"upload exceeds the limit of {limit} bytes", Location(file=file.filename))
+    return data

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Form, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import WriteAccess
-from app.core.deps import SessionDep, SettingsDep
-from app.core.errors import Location, TooLarge
+from app.core.deps import SessionDep, SettingsDep, read_upload
 from app.environment import service as environment_service
 from app.environment.deps import EnvironmentPath
 from app.environment.models import EnvironmentBrief, EnvironmentRead
@@ -32,10 +31,7 @@ async def _upload(
     replace: bool,
 ) -> environment_service.ImportResult:
     """Read the upload within the limit and import it off the event loop."""
-    limit = settings.limits.max_upload_bytes
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(f"upload exceeds the limit of {limit} bytes", Location(file=file.filename))
+    data = await read_upload(file, settings)
     request.state.audit_target = name or file.filename or "upload"
     return await run_in_threadpool(
         environment_service.import_environment,

@@ -14,8 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import WriteAccess
 from app.catalog.models import CatalogRead
-from app.core.deps import PublicUrlDep, SessionDep, SettingsDep
-from app.core.errors import Location, TooLarge
+from app.core.deps import PublicUrlDep, SessionDep, SettingsDep, read_upload
 from app.coverage.deps import ScopeDep
 from app.layer import service as layer_service
 from app.layer.kinds import described
@@ -160,10 +159,7 @@ async def import_layer(
     An actor layer imported this way is a catalog like any other: compare it with your rules
     through `/coverage/compare?a=<actor layer>&b=<your catalogs>`.
     """
-    limit = settings.limits.max_upload_bytes
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(f"upload exceeds the limit of {limit} bytes", Location(file=file.filename))
+    data = await read_upload(file, settings)
     request.state.audit_target = name
     return await run_in_threadpool(  # the import's write, off the event loop that serves reads
         layer_service.import_layer,

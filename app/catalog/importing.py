@@ -11,14 +11,12 @@ import contextlib
 import functools
 import hashlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, delete
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.attack import service as attack_service
@@ -34,8 +32,8 @@ from app.catalog.validate import Validation, validate_catalog
 from app.catalog.writing import Links, match_analytics, write_rules
 from app.core.cache import caches_of
 from app.core.config import Limits, Settings
-from app.core.db import read_session, transaction
-from app.core.errors import Conflict, InvalidInput, Issue, Location, TooLarge
+from app.core.db import first_of_a_name, read_session, transaction
+from app.core.errors import InvalidInput, Issue, Location, TooLarge
 from app.core.gc_pause import paused_gc
 
 if TYPE_CHECKING:
@@ -207,7 +205,7 @@ def import_parsed(
         )
     clean_rules(parsed, settings.limits)
     table = log_source_map(settings)
-    with _same_name_at_once(catalog_name), transaction(engine) as session:
+    with first_of_a_name("catalog", catalog_name), transaction(engine) as session:
         session.info["audit_target"] = catalog_name  # the audit event commits with the import
         release, fallback = pick_release(session, parsed, domain, version)
         existing = _same_name(session, catalog_name)  # looked up early, deleted just before
@@ -290,16 +288,3 @@ def _catalog_row(
         rule_count=len(parsed.rules),
         report=report.model_dump(mode="json"),
     )
-
-
-@contextlib.contextmanager
-def _same_name_at_once(name: str) -> Iterator[None]:
-    """Two first imports of one new name race to create it: the database's unique name lets one
-    win, and the other (rolled back whole) is a Conflict rather than an IntegrityError."""
-    try:
-        yield
-    except IntegrityError as exc:
-        raise Conflict(
-            f"catalog {name!r} was created by another import at the same time; nothing was "
-            "written by this one (import again to replace it)"
-        ) from exc

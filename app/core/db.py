@@ -30,11 +30,12 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlmodel import Session
 
 from app.core.commit_hook import BEFORE_COMMIT
 from app.core.errors import (
+    Conflict,
     DatabaseUnavailable,
     InvalidInput,
     KbmapError,
@@ -215,6 +216,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def first_of_a_name(what: str, name: str) -> Iterator[None]:
+    """Two first imports of one new name race to create it: the database's unique name lets one
+    win, and the other (rolled back whole) is a Conflict rather than an IntegrityError. Wrap the
+    import's `transaction()` in it."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise Conflict(
+            f"{what} {name!r} was created by another import at the same time; nothing was "
+            "written by this one (import again to replace it)"
+        ) from exc
 
 
 @contextmanager

@@ -7,17 +7,14 @@ every cache derived from it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, delete
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.attack import service as attack_service
@@ -25,7 +22,7 @@ from app.attack.stix import domain_of
 from app.catalog import service as catalog_service
 from app.core.cache import caches_of
 from app.core.config import Settings
-from app.core.db import transaction
+from app.core.db import first_of_a_name, transaction
 from app.core.errors import Conflict, InvalidInput, Location, TooLarge
 from app.environment.environments import environment_read
 from app.environment.formats import parse_environment
@@ -80,7 +77,7 @@ def import_environment(
             f"environment name {env_name!r} must be 1-80 letters, digits, '.', '_' or '-'",
             Location(field="name"),
         )
-    with _same_name_at_once(env_name), transaction(engine) as session:
+    with first_of_a_name("environment", env_name), transaction(engine) as session:
         session.info["audit_target"] = env_name
         release = pick_release(session, parsed, domain, version)
         resolved = resolve(parsed, _placer(session, settings, release))
@@ -217,16 +214,3 @@ def _write(session: Session, row: Environment, resolved: Resolved) -> Environmen
     )
     session.flush()
     return environment_read(session, row)
-
-
-@contextlib.contextmanager
-def _same_name_at_once(name: str) -> Iterator[None]:
-    """Two first imports of one new name: the unique name lets one win, the other is a
-    Conflict (rolled back whole) rather than an IntegrityError."""
-    try:
-        yield
-    except IntegrityError as exc:
-        raise Conflict(
-            f"environment {name!r} was created by another import at the same time; nothing "
-            "was written by this one (import again to replace it)"
-        ) from exc

@@ -58,12 +58,10 @@ def make_scope(
     next). Under an environment the release defaults to the environment's domain."""
     from app.coverage import service as coverage_service
 
-    release = coverage_service.release_for(
-        session, domain=domain, version=version, environment=environment
-    )
     return coverage_service.make_scope(
         session,
-        release=release,
+        domain=domain,
+        version=version,
         catalogs=catalog,
         platforms=platform,
         tactics=tactic,

@@ -57,12 +57,10 @@ FiltersDep = Annotated[Filters, Depends(get_filters)]
 
 def _scope(session: Session, settings: Settings, f: Filters, environment: str | None) -> Scope:
     """Release (by default the environment's domain), catalogs, filters, environment."""
-    release = coverage_service.release_for(
-        session, domain=f.domain, version=f.version, environment=environment
-    )
     return coverage_service.make_scope(
         session,
-        release=release,
+        domain=f.domain,
+        version=f.version,
         catalogs=f.catalog,
         platforms=f.platform,
         tactics=f.tactic,

@@ -44,7 +44,9 @@ class Scope:
 def make_scope(
     session: Session,
     *,
-    release: Release,
+    release: Release | None = None,
+    domain: str | None = None,
+    version: str | None = None,
     catalogs: Sequence[str] | None = None,
     platforms: Sequence[str] | None = None,
     tactics: Sequence[str] | None = None,
@@ -53,8 +55,11 @@ def make_scope(
     kb_dir: Path | None = None,
 ) -> Scope:
     """Filter values in any form kbmap prints are resolved here, once, by the release's
-    vocabulary; an unknown one is an error naming what is known. `environment` needs `kb_dir`
-    (the rule-platform table)."""
+    vocabulary; an unknown one is an error naming what is known. Without `release`, the one
+    `domain` and `version` name (`_release_for`). `environment` needs `kb_dir` (the rule-platform
+    table)."""
+    if release is None:
+        release = _release_for(session, domain=domain, version=version, environment=environment)
     words = attack_service.vocabulary(session, release=release)
     ids = catalog_service.catalog_ids(session, catalogs)
     return Scope(
@@ -80,7 +85,7 @@ def _environment(
     )
 
 
-def release_for(
+def _release_for(
     session: Session, *, domain: str | None, version: str | None, environment: str | None
 ) -> Release:
     """The release named, else the newest of the environment's domain (an ICS environment is

@@ -20,7 +20,7 @@ from app.coverage.facts import (
 from app.coverage.firing import Firing, rule_firing
 from app.coverage.gaps import gap_page, gaps, with_mitigations
 from app.coverage.onboarding import collect_next
-from app.coverage.scope import EnvironmentScope, Scope, make_scope, release_for, split_values
+from app.coverage.scope import EnvironmentScope, Scope, make_scope, split_values
 from app.coverage.summary import (
     by_data_component,
     by_detection_strategy,
@@ -48,7 +48,6 @@ __all__ = [
     "gaps",
     "make_scope",
     "release_facts",
-    "release_for",
     "rule_firing",
     "split_values",
     "summary",

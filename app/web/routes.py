@@ -246,18 +246,17 @@ def gaps(
 ) -> HTMLResponse:
     """Uncovered and weak techniques, highest priority first, with the reasons of each rank;
     with `environment`, the techniques not effective there (read in its domain by default)."""
-    release = coverage_service.release_for(
-        session, domain=domain, version=version, environment=environment
-    )
     scope = coverage_service.make_scope(
         session,
-        release=release,
+        domain=domain,
+        version=version,
         catalogs=catalog,
         platforms=platform,
         threat=groups,
         environment=environment,
         kb_dir=settings.kb_dir,
     )
+    release = scope.release
     page = coverage_service.gap_page(
         session,
         scope=scope,
@@ -325,18 +324,17 @@ def environment_page(
     sources to collect next, in the newest release of its domain unless one is named (as the
     API reads it)."""
     env = environment_service.get_environment(session, name=name)
-    release = coverage_service.release_for(
-        session, domain=domain, version=version, environment=name
-    )
     scope = coverage_service.make_scope(
         session,
-        release=release,
+        domain=domain,
+        version=version,
         catalogs=catalog,
         platforms=platform,
         threat=groups,
         environment=name,
         kb_dir=settings.kb_dir,
     )
+    release = scope.release
     rows = coverage_service.technique_rows(session, scope=scope, weights=settings.coverage)
     facts = coverage_service.release_facts(session, release=release)
     columns = views.effective_columns(

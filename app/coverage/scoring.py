@@ -28,3 +28,8 @@ def score(weights: Iterable[float], w: CoverageWeights) -> float:
     if total <= 0:
         return 0.0
     return round(min(w.cap, total) / w.cap * 100, 1)
+
+
+def percent(part: int, whole: int) -> float:
+    """part / whole as a percentage, one decimal; 0 of nothing is 0."""
+    return round(100 * part / whole, 1) if whole else 0.0

@@ -19,15 +19,12 @@ from app.coverage.models import (
     SystemCount,
     TechniqueCoverage,
 )
+from app.coverage.scoring import percent
 
 if TYPE_CHECKING:
     from app.coverage.facts import ReleaseFacts
     from app.coverage.scope import EnvironmentScope, Scope
     from app.coverage.techniques import Computed
-
-
-def _percent(part: int, whole: int) -> float:
-    return round(100 * part / whole, 1) if whole else 0.0
 
 
 def state_count(key: str, name: str, rows: Iterable[TechniqueCoverage]) -> StateCount:
@@ -37,7 +34,7 @@ def state_count(key: str, name: str, rows: Iterable[TechniqueCoverage]) -> State
         key=key,
         name=name,
         total=len(rows),
-        percent=_percent(counts["effective"], len(rows)),
+        percent=percent(counts["effective"], len(rows)),
         **counts,
     )
 
@@ -102,7 +99,7 @@ def _by_system(
             total=totals[0][i],
             effective=totals[1][i],
             visible=totals[2][i],
-            percent=_percent(totals[1][i], totals[0][i]),
+            percent=percent(totals[1][i], totals[0][i]),
         )
         for i, s in enumerate(reach.env.systems)
     ]
@@ -141,7 +138,7 @@ def _by_catalog(
                 rules_without_telemetry=silent,
                 rules_unknown=unknown,
                 techniques_effective=effective,
-                percent=_percent(effective, len(rows)),
+                percent=percent(effective, len(rows)),
             )
         )
     return out

@@ -22,18 +22,15 @@ from app.coverage.models import (
     TechniqueCoverage,
 )
 from app.coverage.scope import Scope, make_scope, split_values
+from app.coverage.scoring import percent
 from app.coverage.states import effective_summary
 from app.coverage.techniques import compute, technique_rows
-
-
-def _percent(part: int, whole: int) -> float:
-    return round(100 * part / whole, 1) if whole else 0.0
 
 
 def _count(rows: Iterable[TechniqueCoverage]) -> Count:
     rows = list(rows)
     covered = sum(1 for r in rows if r.covered)
-    return Count(total=len(rows), covered=covered, percent=_percent(covered, len(rows)))
+    return Count(total=len(rows), covered=covered, percent=percent(covered, len(rows)))
 
 
 def summary(session: Session, *, scope: Scope, weights: CoverageWeights) -> CoverageSummary:
@@ -76,7 +73,7 @@ def _by_tactic(
                 name=t.name,
                 total=len(in_t),
                 covered=covered,
-                percent=_percent(covered, len(in_t)),
+                percent=percent(covered, len(in_t)),
                 effective=_effective(in_t),
             )
         )
@@ -119,7 +116,7 @@ def _by_catalog(
                 rules=cat.rule_count,
                 rules_mapped=cw.mapped_rules,
                 techniques_covered=len(techs),
-                percent=_percent(len(techs), len(in_scope)),
+                percent=percent(len(techs), len(in_scope)),
             )
         )
     return out

@@ -178,6 +178,14 @@ def make_client(settings: Settings) -> Iterator[TestClient]:
         yield c
 
 
+def client_with_sample(source: Path, tmp: Path, name: str) -> Iterator[TestClient]:
+    """The app on a copy of `source`, with a write token and the DeTT&CT endpoints sample
+    imported unchanged as `name`: a module fixture's body."""
+    for c in make_client(module_settings(tmp, source, Limits())):
+        upload(c, name, peer_file(ENDPOINTS), ENDPOINTS.name)
+        yield c
+
+
 @pytest.fixture(scope="module")
 def env_settings(catalog_sqlite_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """One writable copy of the catalog database per module (tests use distinct names)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,18 +17,13 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
-from app.core.db import make_engine
 from app.coverage.service import STATES
-from app.environment import service as environment_service
 from app.layer.kinds import KINDS
 from app.layer.kinds.effective import STATES as LAYER_STATES
 from app.layer.kinds.threat import COVERED, UNCOVERED
-from app.main import create_app
 from tests.conftest import ROOT
+from tests.environment.conftest import ENDPOINTS, client_with_sample
 
-PEERS_DIR = ROOT.parent / "shared" / "peers" / "dettect"
-ENDPOINTS = PEERS_DIR / "data-sources-endpoints.yaml"
 SCHEMA = json.loads((ROOT / "kb/schemas/navigator-layer-4.5.schema.json").read_text())
 SVG = {"s": "http://www.w3.org/2000/svg"}
 ENV = "endpoints"
@@ -41,18 +35,8 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 def client(
     catalog_sqlite_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
-    """The catalogs' database copied once for the module, with the DeTT&CT endpoints sample
-    imported unchanged as the environment `endpoints`."""
-    path = tmp_path_factory.mktemp("env_layers") / "kbmap.sqlite"
-    shutil.copy(catalog_sqlite_file, path)
-    s = Settings(database_url=f"sqlite:///{path}", environment="test")
-    engine = make_engine(s.database_url)
-    environment_service.import_environment(
-        engine, s, file_name=ENDPOINTS.name, data=ENDPOINTS.read_bytes(), name=ENV
-    )
-    engine.dispose()
-    with TestClient(create_app(s)) as c:
-        yield c
+    """The app on a copy of the catalog database with the DeTT&CT endpoints sample imported."""
+    yield from client_with_sample(catalog_sqlite_file, tmp_path_factory.mktemp("env_layers"), ENV)
 
 
 def layer(client: TestClient, kind: str, **params: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ rule-platform table read with yaml and the 18.1 bundle's platforms read with jso
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,15 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
-from tests.conftest import ATTACK_DIR, ROOT
-from tests.environment.conftest import API, ENDPOINTS, peer_file, raw_release, upload
+from tests.conftest import ROOT
+from tests.environment.conftest import (
+    API,
+    ENDPOINTS,
+    client_with_sample,
+    peer_file,
+    raw_release,
+    upload,
+)
 
 ENV = "Data-sources-sample"
 E18 = "enterprise-attack-18.1.json.gz"
@@ -31,19 +36,7 @@ def page_client(
     catalog_sqlite_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
     """The app on a copy of the catalog database with the DeTT&CT endpoints sample imported."""
-    from app.auth.service import create_token
-    from app.main import create_app
-
-    target = tmp_path_factory.mktemp("page-env") / "kb.sqlite"
-    shutil.copy(catalog_sqlite_file, target)
-    settings = Settings(
-        database_url=f"sqlite:///{target}", attack_source=str(ATTACK_DIR), environment="test"
-    )
-    with TestClient(create_app(settings)) as c:
-        _, token = create_token(c.app.state.engine, settings, name="page-env", scopes=["write"])
-        c.headers["Authorization"] = f"Bearer {token}"
-        upload(c, ENV, peer_file(ENDPOINTS), ENDPOINTS.name)
-        yield c
+    yield from client_with_sample(catalog_sqlite_file, tmp_path_factory.mktemp("page-env"), ENV)
 
 
 def _page(client: TestClient, tid: str = TECHNIQUE, **params: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +16,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
-from tests.conftest import ATTACK_DIR
-from tests.environment.conftest import API, ENDPOINTS, peer_file, technique_rows, upload
+from tests.environment.conftest import (
+    API,
+    client_with_sample,
+    technique_rows,
+)
 
 ENV = "Data-sources-sample"
 STATES = ("effective", "rule_without_telemetry", "telemetry_only", "blind", "unknown")
@@ -30,19 +31,7 @@ def web_client(
     catalog_sqlite_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
     """The app on a copy of the catalog database with the DeTT&CT endpoints sample imported."""
-    from app.auth.service import create_token
-    from app.main import create_app
-
-    target = tmp_path_factory.mktemp("web-env") / "kb.sqlite"
-    shutil.copy(catalog_sqlite_file, target)
-    settings = Settings(
-        database_url=f"sqlite:///{target}", attack_source=str(ATTACK_DIR), environment="test"
-    )
-    with TestClient(create_app(settings)) as c:
-        _, token = create_token(c.app.state.engine, settings, name="web-env", scopes=["write"])
-        c.headers["Authorization"] = f"Bearer {token}"
-        upload(c, ENV, peer_file(ENDPOINTS), ENDPOINTS.name)
-        yield c
+    yield from client_with_sample(catalog_sqlite_file, tmp_path_factory.mktemp("web-env"), ENV)
 
 
 def _html(client: TestClient, url: str, status: int = 200, **params: str) -> str:

@@ -25,6 +25,7 @@ from app.core.cache import caches_of
 from app.core.config import Settings
 from app.core.db import make_engine, schema_at_start
 from app.core.errors import KbmapError
+from app.history import service as history_service
 from app.models import METADATA
 from app.web.routes import STATIC_DIR
 from app.web.routes import router as web_router
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         app.state.engine = engine
+        history_service.attach(engine, settings)  # every change below records its snapshot
         app.state.caches = caches_of(engine)  # every derived-data cache of this database
         app.state.schema = schema_at_start(
             engine, METADATA

@@ -25,6 +25,12 @@ from app.environment.tables import (  # noqa: F401
     EnvironmentLogSource,
     EnvironmentSystem,
 )
+from app.history.tables import (  # noqa: F401
+    CoverageCurrent,
+    CoverageDelta,
+    CoverageSnapshot,
+    CoverageSnapshotScope,
+)
 
 METADATA = SQLModel.metadata
 

@@ -28,6 +28,7 @@ from app.attack.tables import (
     TechniqueTactic,
 )
 from app.core.cache import caches_of
+from app.core.changes import Change, changed
 from app.core.config import Limits
 from app.core.db import (
     bulk_insert,
@@ -98,9 +99,10 @@ def ingest_sources(
                 _refuse_twice(parsed, seen)
                 writing = f"writing {parsed.domain} {parsed.version}"
                 announce = partial(step, writing, 2 * index + 1, steps) if step else None
-                outcomes.append(
-                    _store(session.connection(), parsed, replace=replace, announce=announce)
-                )
+                outcome = _store(session.connection(), parsed, replace=replace, announce=announce)
+                outcomes.append(outcome)
+                if outcome.status != "unchanged":
+                    changed(session, Change("release_ingest", parsed.domain, release=writing[8:]))
             if step:
                 step("committing", done=steps, total=steps)
     finally:

@@ -31,6 +31,7 @@ from app.core.pages import Page
 # A read must not turn into a write on every request: last_used_at moves at most this often.
 LAST_USED_EVERY = timedelta(minutes=1)
 OUTCOMES = ("ok", "denied", "error")
+_EVENT = "kbmap_audit_event"  # session.info key of the event a unit of work added
 _FIELD_CAP = {"actor": 120, "action": 200, "target": 300}  # paths come from the client
 
 
@@ -190,16 +191,25 @@ def add_event(
     if retention_days is not None:
         cutoff = now - timedelta(days=retention_days)
         session.execute(delete(AuditEvent).where(col(AuditEvent.at) < cutoff))
-    session.add(
-        AuditEvent(
-            at=now,
-            actor=actor[: _FIELD_CAP["actor"]],
-            action=action[: _FIELD_CAP["action"]],
-            target=target[: _FIELD_CAP["target"]],
-            outcome=outcome,
-            detail=detail,
-        )
+    event = AuditEvent(
+        at=now,
+        actor=actor[: _FIELD_CAP["actor"]],
+        action=action[: _FIELD_CAP["action"]],
+        target=target[: _FIELD_CAP["target"]],
+        outcome=outcome,
+        detail=detail,
     )
+    session.add(event)
+    session.info[_EVENT] = event
+
+
+def event_of(session: Session) -> AuditEventRead | None:
+    """The audit event this unit of work added (flushed, so it has its id), if any: what a
+    record of the change names as its cause."""
+    event = session.info.get(_EVENT)
+    if not isinstance(event, AuditEvent) or event.id is None:
+        return None
+    return AuditEventRead.model_validate(event, from_attributes=True)
 
 
 class PendingEvent:

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from app.catalog.models import CatalogRead, ImportReport
 from app.catalog.tables import Catalog
 from app.core.cache import caches_of
+from app.core.changes import Change, changed
 from app.core.db import transaction
 from app.core.errors import Location, NotFound
 
@@ -68,6 +69,7 @@ def get_catalog(session: Session, *, name: str) -> CatalogRead:
 def delete_catalog(engine: Engine, *, name: str) -> None:
     with transaction(engine) as session:
         c = get_catalog_row(session, name=name)
+        changed(session, Change("catalog_delete", domain=c.domain, catalog=name))
         session.execute(delete(Catalog).where(col(Catalog.id) == c.id))
     caches_of(engine).clear()
 

@@ -31,6 +31,7 @@ from app.catalog.telemetry import LogSourceMap, data_components_for, load_log_so
 from app.catalog.validate import Validation, validate_catalog
 from app.catalog.writing import Links, match_analytics, write_rules
 from app.core.cache import caches_of
+from app.core.changes import Change, changed
 from app.core.config import Limits, Settings
 from app.core.db import first_of_a_name, read_session, transaction
 from app.core.errors import InvalidInput, Issue, Location, TooLarge
@@ -209,6 +210,8 @@ def import_parsed(
         session.info["audit_target"] = catalog_name  # the audit event commits with the import
         release, fallback = pick_release(session, parsed, domain, version)
         existing = _same_name(session, catalog_name)  # looked up early, deleted just before
+        cause = "catalog_replace" if existing is not None else "catalog_import"
+        changed(session, Change(cause, release.domain, catalog_name))
         validation = validate_catalog(
             parsed, attack_service.technique_index(session, release=release)
         )

@@ -14,6 +14,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from app.catalog.formats.dettect_techniques import SEVERITY
 from app.catalog.tables import Catalog, Rule, RuleDataComponent, RuleTechnique
 
 
@@ -54,6 +55,26 @@ _RULE_PLATFORMS = sa_select(col(Rule.id), col(Rule.platforms)).where(
 _RULE_COMPONENTS = sa_select(
     col(RuleDataComponent.rule_pk), col(RuleDataComponent.data_component)
 ).where(col(RuleDataComponent.catalog_id) == bindparam("cid"))
+_FOOTPRINT = (
+    sa_select(
+        col(Rule.rule_id),
+        col(Rule.enabled),
+        col(Rule.status),
+        col(RuleTechnique.technique),
+        col(RuleTechnique.original),
+    )
+    .select_from(Rule)
+    .outerjoin(RuleTechnique, col(RuleTechnique.rule_pk) == col(Rule.id))
+    .join(Catalog, col(Catalog.id) == col(Rule.catalog_id))
+    .where(col(Catalog.name) == bindparam("name"))
+)
+_LOGBOOKS = (
+    sa_select(col(Rule.rule_id), col(Rule.extra), col(RuleTechnique.technique))
+    .select_from(Rule)
+    .join(RuleTechnique, col(RuleTechnique.rule_pk) == col(Rule.id))
+    .join(Catalog, col(Catalog.id) == col(Rule.catalog_id))
+    .where(col(Catalog.name) == bindparam("name"))
+)
 _CATALOGS_BY_ID = sa_select(Catalog).where(col(Catalog.id).in_(bindparam("ids", expanding=True)))
 _COUNTED: Any = (  # `Any`: the labelled column has no static type
     sa_select(
@@ -107,6 +128,53 @@ def written_mappings(session: Session, *, catalog_id: int) -> list[WrittenMappin
     """Every mapping of the catalog as written, by rule id then mapping order."""
     rows = session.execute(_WRITTEN, {"cid": catalog_id}).all()
     return [WrittenMapping(*r) for r in rows]
+
+
+class RuleFootprint(NamedTuple):
+    """What a rule contributes, as a record of a change compares it before and after: whether it
+    counts, and the techniques it maps (with the id an upgrade rewrote each from)."""
+
+    enabled: bool
+    status: str | None
+    techniques: frozenset[str]
+    originals: tuple[tuple[str, str], ...]  # (technique, the id before an upgrade rewrote it)
+
+
+def rule_footprints(session: Session, *, catalog: str) -> dict[str, RuleFootprint]:
+    """Rule id → its footprint, for every rule of the catalog named (none: empty)."""
+    acc: dict[str, tuple[bool, str | None, set[str], list[tuple[str, str]]]] = {}
+    for rid, enabled, status, technique, original in session.execute(_FOOTPRINT, {"name": catalog}):
+        entry = acc.setdefault(rid, (bool(enabled), status, set(), []))
+        if technique:
+            entry[2].add(technique)
+            if original and original != technique:
+                entry[3].append((technique, original))
+    return {
+        rid: RuleFootprint(en, st, frozenset(ts), tuple(orig))
+        for rid, (en, st, ts, orig) in acc.items()
+    }
+
+
+class LogbookEntry(NamedTuple):
+    """One dated score of a hand-kept detection (a DeTT&CT `score_logbook` entry), as the rule it
+    became would weigh it then."""
+
+    date: str  # YYYY-MM-DD
+    rule_id: str
+    technique: str
+    enabled: bool
+    severity: str | None
+
+
+def logbooks(session: Session, *, catalog: str) -> list[LogbookEntry]:
+    """Every dated score of the catalog's rules that keep a score logbook, oldest first."""
+    out: list[LogbookEntry] = []
+    for rid, extra, technique in session.execute(_LOGBOOKS, {"name": catalog}):
+        for entry in (extra or {}).get("score_logbook") or ():
+            date, score = entry.get("date"), entry.get("score")
+            if technique and isinstance(date, str) and isinstance(score, int):
+                out.append(LogbookEntry(date, rid, technique, score >= 1, SEVERITY.get(score)))
+    return sorted(out)
 
 
 def rule_telemetry(session: Session, *, catalog_id: int) -> list[RuleTelemetry]:

@@ -24,9 +24,13 @@ from app.catalog.importing import import_parsed as import_parsed
 from app.catalog.importing import log_source_map as log_source_map
 from app.catalog.importing import parse_source as parse_source
 from app.catalog.importing import pick_release as pick_release
+from app.catalog.mappings import LogbookEntry as LogbookEntry
+from app.catalog.mappings import RuleFootprint as RuleFootprint
 from app.catalog.mappings import RuleTelemetry as RuleTelemetry
 from app.catalog.mappings import catalogs_by_id as catalogs_by_id
 from app.catalog.mappings import counted_mappings as counted_mappings
+from app.catalog.mappings import logbooks as logbooks
+from app.catalog.mappings import rule_footprints as rule_footprints
 from app.catalog.mappings import rule_telemetry as rule_telemetry
 from app.catalog.mappings import written_mappings as written_mappings
 from app.catalog.platforms import PlatformMap as PlatformMap
@@ -47,7 +51,9 @@ __all__ = [
     "CATALOGS_STATE_SQL",
     "ImportResult",
     "LogSourceMap",
+    "LogbookEntry",
     "PlatformMap",
+    "RuleFootprint",
     "RuleState",
     "RuleTelemetry",
     "analytic_ref_keys",
@@ -69,10 +75,12 @@ __all__ = [
     "list_catalogs",
     "list_rules",
     "log_source_map",
+    "logbooks",
     "match_analytics",
     "parse_source",
     "pick_release",
     "platform_map",
+    "rule_footprints",
     "rule_labels",
     "rule_states",
     "rule_telemetry",

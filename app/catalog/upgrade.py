@@ -47,6 +47,7 @@ from app.catalog.validate import (
 from app.catalog.writing import Links, insert_analytics, match_analytics
 from app.core.api_model import ApiModel
 from app.core.cache import caches_of
+from app.core.changes import Change, changed
 from app.core.config import Settings
 from app.core.db import transaction
 from app.core.errors import Conflict, InvalidInput
@@ -123,6 +124,8 @@ def upgrade_catalog(
     table = log_source_map(settings)
     with transaction(engine) as session:
         loaded = _load(session, name=name, domain=domain, version=version)
+        target = f"{loaded.release.domain} {loaded.release.version}"
+        changed(session, Change("catalog_upgrade", loaded.release.domain, name, release=target))
         validation = _revalidate(loaded)
         changes = _changes(loaded, validation)
         analytics = _write(session, loaded, validation, changes, table)

@@ -35,9 +35,12 @@ def engine(s: Settings | None = None, *, create: bool = False) -> Engine:
     """The database, schema at head. Only commands that write pass `create`: a read in a folder
     with no database says so (NoDatabase) and leaves no file behind."""
     from app.core.db import open_database
+    from app.history import service as history_service
     from app.models import METADATA
 
-    eng = open_database((s or settings()).database_url, create=create, metadata=METADATA)
+    s = s or settings()
+    eng = open_database(s.database_url, create=create, metadata=METADATA)
+    history_service.attach(eng, s)  # every change the command writes records its snapshot
     _engines.append(eng)
     return eng
 

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     allowed_hosts: str | None = None
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
     audit_retention_days: int | None = Field(default=365, ge=1)  # None keeps every event
+    # snapshots older than this many days are thinned (one a day, then one a week past twice
+    # as old); None keeps every snapshot
+    history_keep_days: int | None = Field(default=None, ge=1)
     audit_denied_per_client: int = Field(default=10, ge=0)  # denied events kept per minute
     audit_denied_per_minute: int = Field(default=100, ge=0)  # from all clients together
     download_timeout: float = Field(default=30.0, gt=0)  # longest silence of one read

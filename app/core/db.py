@@ -33,6 +33,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlmodel import Session
 
+from app.core.changes import record_pending
 from app.core.commit_hook import BEFORE_COMMIT
 from app.core.errors import (
     Conflict,
@@ -46,7 +47,7 @@ from app.core.errors import (
 
 log = logging.getLogger("kbmap")
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
-SCHEMA_HEAD = "0005"  # the newest Alembic revision; tests/core/test_db.py keeps them equal
+SCHEMA_HEAD = "0006"  # the newest Alembic revision; tests/core/test_db.py keeps them equal
 SQLITE_BUSY_MS = 30_000  # how long a SQLite writer waits for another to finish
 SQLITE_MMAP_BYTES = 1 << 30  # address space, not memory: the OS pages in what is read
 # Connections kept per process, and how many more may open under load. The server runs up to 40
@@ -241,6 +242,7 @@ def transaction(engine: Engine) -> Iterator[Session]:
             write = BEFORE_COMMIT.get()
             if write is not None:
                 write(session)
+            record_pending(session)  # after the audit event, which a record names
             session.commit()
         except BaseException:
             session.rollback()

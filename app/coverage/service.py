@@ -21,6 +21,7 @@ from app.coverage.firing import Firing, rule_firing
 from app.coverage.gaps import gap_page, gaps, with_mitigations
 from app.coverage.onboarding import collect_next
 from app.coverage.scope import EnvironmentScope, Scope, make_scope, split_values
+from app.coverage.scoring import rule_weight, score
 from app.coverage.summary import (
     by_data_component,
     by_detection_strategy,
@@ -49,6 +50,8 @@ __all__ = [
     "make_scope",
     "release_facts",
     "rule_firing",
+    "rule_weight",
+    "score",
     "split_values",
     "summary",
     "technique_rows",

@@ -8,6 +8,7 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
 from app.core.cache import CacheSpec, cached, caches_of
+from app.core.changes import Change, changed
 from app.core.db import transaction
 from app.core.errors import Location, NotFound
 from app.environment.models import (
@@ -126,6 +127,7 @@ def delete_environment(engine: Engine, *, name: str) -> None:
     with transaction(engine) as session:
         session.info["audit_target"] = name
         env = get_environment_row(session, name=name)
+        changed(session, Change("environment_delete", env.domain, environment=name))
         session.execute(delete(Environment).where(col(Environment.id) == env.id))
     caches_of(engine).clear()
 

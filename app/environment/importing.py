@@ -21,6 +21,7 @@ from app.attack import service as attack_service
 from app.attack.stix import domain_of
 from app.catalog import service as catalog_service
 from app.core.cache import caches_of
+from app.core.changes import Change, changed
 from app.core.config import Settings
 from app.core.db import first_of_a_name, transaction
 from app.core.errors import Conflict, InvalidInput, Location, TooLarge
@@ -89,6 +90,8 @@ def import_environment(
                 "or kbmap env import",
                 Location(field="name"),
             )
+        cause = "environment_replace" if existing is not None else "environment_import"
+        changed(session, Change(cause, release.domain, environment=env_name))
         if existing is not None:
             session.execute(delete(Environment).where(col(Environment.id) == existing.id))
             session.flush()

@@ -23,6 +23,7 @@ from app.core.api_model import ApiModel
 from app.coverage.routes import router as coverage_router
 from app.environment.routes import router as environment_router
 from app.history.routes import router as history_router
+from app.layer.routes import history_chart_router
 from app.layer.routes import router as layer_router
 from app.refresh.routes import router as refresh_router
 from app.technique_page.routes import router as technique_page_router
@@ -74,6 +75,7 @@ api_router.include_router(catalog_router)
 api_router.include_router(environment_router)
 api_router.include_router(coverage_router)
 api_router.include_router(history_router)
+api_router.include_router(history_chart_router)
 api_router.include_router(layer_router)
 api_router.include_router(refresh_router)
 api_router.include_router(auth_router, dependencies=[AdminAccess])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 from sqlalchemy import Connection, Engine, Table, delete, insert, select
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from app.attack.detection import LinkRow, derive_links
 from app.attack.sources import BundleFeed
@@ -98,11 +98,11 @@ def ingest_sources(
                 keep_alive(keep, parsed)  # freeing a parsed release costs an exiting CLI time
                 _refuse_twice(parsed, seen)
                 writing = f"writing {parsed.domain} {parsed.version}"
-                announce = partial(step, writing, 2 * index + 1, steps) if step else None
-                outcome = _store(session.connection(), parsed, replace=replace, announce=announce)
-                outcomes.append(outcome)
-                if outcome.status != "unchanged":
-                    changed(session, Change("release_ingest", parsed.domain, release=writing[8:]))
+                progress = partial(step, writing, 2 * index + 1, steps) if step else None
+                announce = partial(_announce, session, parsed, progress)
+                outcomes.append(
+                    _store(session.connection(), parsed, replace=replace, announce=announce)
+                )
             if step:
                 step("committing", done=steps, total=steps)
     finally:
@@ -127,10 +127,10 @@ def _store(
     parsed: ParsedRelease,
     *,
     replace: bool,
-    announce: Callable[[], object] | None,
+    announce: Callable[[], object],
 ) -> IngestOutcome:
     """Write one release unless it is loaded already (`replace` drops the loaded one first);
-    `announce` runs just before writing, for progress."""
+    `announce` runs just before anything is written."""
     existing = connection.scalar(  # Core: the ORM's first query costs 20 ms
         select(col(Release.id)).where(
             col(Release.domain) == parsed.domain,
@@ -139,12 +139,24 @@ def _store(
     )
     if existing is not None and not replace:
         return _outcome(parsed, "unchanged")
+    announce()
     if existing is not None:
         connection.execute(delete(Release).where(col(Release.id) == existing))
-    if announce:
-        announce()
     write_release(connection, parsed)
     return _outcome(parsed, "replaced" if existing is not None else "loaded")
+
+
+def _announce(
+    session: Session, parsed: ParsedRelease, progress: Callable[[], object] | None
+) -> None:
+    """Just before a release is written: the change is told (its record reads the state
+    before), then progress."""
+    changed(
+        session,
+        Change("release_ingest", parsed.domain, release=f"{parsed.domain} {parsed.version}"),
+    )
+    if progress:
+        progress()
 
 
 def _outcome(parsed: ParsedRelease, status: str) -> IngestOutcome:

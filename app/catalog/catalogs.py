@@ -55,8 +55,12 @@ def list_catalogs(session: Session) -> list[CatalogRead]:
     return [catalog_read(c) for c in session.exec(select(Catalog).order_by(Catalog.name)).all()]
 
 
+def find_catalog_row(session: Session, *, name: str) -> Catalog | None:
+    return session.exec(select(Catalog).where(Catalog.name == name)).first()
+
+
 def get_catalog_row(session: Session, *, name: str) -> Catalog:
-    c = session.exec(select(Catalog).where(Catalog.name == name)).first()
+    c = find_catalog_row(session, name=name)
     if c is None:
         raise NotFound(f"no catalog named {name!r}")
     return c

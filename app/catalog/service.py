@@ -12,6 +12,7 @@ from app.catalog.catalogs import catalog_ids as catalog_ids
 from app.catalog.catalogs import catalog_key as catalog_key
 from app.catalog.catalogs import catalog_read as catalog_read
 from app.catalog.catalogs import delete_catalog as delete_catalog
+from app.catalog.catalogs import find_catalog_row as find_catalog_row
 from app.catalog.catalogs import get_catalog as get_catalog
 from app.catalog.catalogs import get_catalog_row as get_catalog_row
 from app.catalog.catalogs import list_catalogs as list_catalogs
@@ -67,6 +68,7 @@ __all__ = [
     "data_components_for",
     "delete_catalog",
     "export_catalog",
+    "find_catalog_row",
     "get_catalog",
     "get_catalog_row",
     "get_rule",

@@ -9,6 +9,7 @@ outcomes as text, GitHub workflow commands or JUnit XML.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from app.core.config import Settings
     from app.coverage.gate import Baseline, Conditions, Context, Outcome
     from app.coverage.models import TechniqueCoverage
+    from app.history.models import Cause
 
 FORMATS = ("text", "github", "junit")
 PREFIX = "kbmap check"
@@ -49,7 +51,11 @@ def check(
         typer.Option(help="technique ids that must be covered (effective with --env); commas"),
     ] = None,
     no_loss: Annotated[
-        bool, typer.Option("--no-loss", help="fail when a technique of --baseline is lost")
+        bool,
+        typer.Option(
+            "--no-loss",
+            help="fail when a technique is lost: against --baseline, else the last change",
+        ),
     ] = False,
     baseline: Annotated[
         Path | None, typer.Option(help="baseline file (from --save) that --no-loss compares to")
@@ -98,8 +104,6 @@ def _usage(
         _usage_error(f"--format: unknown format {format!r}; known: {', '.join(FORMATS)}")
     if min_effective is not None and not env:
         _usage_error("--min-effective needs --env NAME (effective coverage is per environment)")
-    if no_loss and baseline is None:
-        _usage_error("--no-loss needs --baseline FILE (written by kbmap check --save FILE)")
     if baseline is not None and not no_loss:
         _usage_error("--baseline is read by --no-loss only; add --no-loss")
 
@@ -126,6 +130,8 @@ def _run(
     _check_required(conditions, known, context)
     base = _read_baseline(baseline_path, s) if baseline_path else None
     warnings = gate.differences(base, context) if base else []
+    if conditions.no_loss and base is None:
+        base = _history_baseline(s, filters, domain, rows, context)
     outcomes = gate.evaluate(rows, conditions, known=known, baseline=base)
     saved = _save(save, rows, context) if save else None
     _render(format, outcomes, warnings, saved, rows, context)
@@ -191,9 +197,62 @@ def _read_baseline(path: Path, s: Settings) -> Baseline:
     return load_baseline(data, name=str(path), max_depth=s.limits.max_json_depth)
 
 
+def _history_baseline(
+    s: Settings,
+    filters: tuple[list[str] | None, ...],
+    domain: str | None,
+    rows: list[TechniqueCoverage],
+    context: Context,
+) -> Baseline:
+    """Coverage just before the scope's last recorded change, as a baseline: `--no-loss` with no
+    file fails when the last change (the pull request's import) lost a technique."""
+    from importlib.metadata import version
+
+    from sqlmodel import Session
+
+    from app.coverage.gate import Baseline
+    from app.coverage.service import split_values
+    from app.history import service as history_service
+
+    catalogs = split_values(filters[0])
+    if len(catalogs) > 1:
+        _usage_error("--no-loss without --baseline follows one scope: give at most one --catalog")
+    with Session(engine(s)) as session:
+        scope = history_service.resolve_scope(
+            session,
+            catalog=catalogs[0] if catalogs else None,
+            environment=context.environment,
+            domain=domain,
+        )
+        cause, before = history_service.before_last(session, scope=scope)
+    if any(filters[1:]):  # tactic, platform or group filters: the rows' techniques only
+        kept = {r.id for r in rows}
+        before = {t: v for t, v in before.items() if t in kept}
+    typer.echo(f"{PREFIX}: --no-loss compares with {_described(cause, scope.scope)}", err=True)
+    return Baseline(
+        kbmap=version("kbmap"),
+        at=cause.at if cause else datetime.now(UTC),
+        domain=context.domain,
+        version=context.version,
+        catalogs=list(context.catalogs),
+        environment=context.environment,
+        filters=context.filters,
+        covered=sorted(before),
+        effective=sorted(t for t, v in before.items() if v[1] == "effective"),
+    )
+
+
+def _described(cause: Cause | None, scope: str) -> str:
+    if cause is None:
+        return f"nothing: {scope} has no history yet"
+    what = cause.catalog or cause.environment or cause.release or ""
+    who = f" by {cause.actor}" if cause.actor else ""
+    when = cause.at.strftime("%Y-%m-%d %H:%M")
+    return f"{scope} before snapshot {cause.snapshot} ({cause.cause} {what}{who}, {when} UTC)"
+
+
 def _save(path: Path, rows: list[TechniqueCoverage], context: Context) -> Path:
     """Write the baseline through a temporary file, so a failed write leaves the old one."""
-    from datetime import UTC, datetime
     from importlib.metadata import version
 
     from app.core.errors import InvalidInput, Location

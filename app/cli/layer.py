@@ -47,9 +47,11 @@ def _layer_command(kind: KindName) -> Callable[..., None]:
         a: Names = None,
         b: Names = None,
         from_version: Annotated[
-            str | None, typer.Option("--from", help="diff: older release")
+            str | None, typer.Option("--from", help="diff: older release; delta: snapshot id")
         ] = None,
-        to: Annotated[str | None, typer.Option(help="diff: newer release")] = None,
+        to: Annotated[
+            str | None, typer.Option(help="diff: newer release; delta: snapshot id (default: now)")
+        ] = None,
         min_score: Annotated[float, typer.Option(min=0, max=100)] = 0.0,
         split_platform: Annotated[
             bool, typer.Option("--split-platform", help="one layer per platform, in one file")

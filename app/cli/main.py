@@ -25,6 +25,7 @@ from app.cli import check as check_cli
 from app.cli import coverage as coverage_cli
 from app.cli import diff as diff_cli
 from app.cli import environment as environment_cli
+from app.cli import history as history_cli
 from app.cli import layer as layer_cli
 from app.cli import refresh as refresh_cli
 from app.cli import token as token_cli
@@ -76,6 +77,7 @@ check_cli.register(app)
 coverage_cli.register(app)
 diff_cli.register(app)
 environment_cli.register(app)
+history_cli.register(app)
 layer_cli.register(app)
 refresh_cli.register(app)
 token_cli.register(app)

@@ -249,6 +249,14 @@ def transaction(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def one_writer_at_a_time(session: Session, what: str) -> None:
+    """Until this transaction ends, no other transaction passes this call for `what`: on
+    PostgreSQL a transaction-scoped advisory lock (READ COMMITTED then shows the statements after
+    it what the other one committed); SQLite lets one writer in at a time already."""
+    if not is_sqlite(session.get_bind()):
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:what))"), {"what": what})
+
+
 def bulk_insert(
     connection: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
 ) -> int:

@@ -29,7 +29,7 @@ from app.coverage.summary import (
     compare_catalogs,
     summary,
 )
-from app.coverage.techniques import technique_rows, technique_rows_page
+from app.coverage.techniques import covered_scores, technique_rows, technique_rows_page
 
 __all__ = [
     "STATES",
@@ -45,6 +45,7 @@ __all__ = [
     "collect_next",
     "compare",
     "compare_catalogs",
+    "covered_scores",
     "gap_page",
     "gaps",
     "make_scope",

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from sqlmodel import Session
 
+from app.attack import service as attack_service
 from app.attack.service import TechniqueIndex, TechniqueInfo
 from app.core.config import CoverageWeights
 from app.core.errors import InvalidInput, Location
@@ -55,6 +56,28 @@ def technique_rows(
 ) -> list[TechniqueCoverage]:
     """One row per active technique in scope (platform, tactic and threat filters applied)."""
     return compute(session, scope=scope, weights=weights).rows
+
+
+def covered_scores(session: Session, *, scope: Scope, weights: CoverageWeights) -> dict[str, float]:
+    """Each active technique the scope's catalogs cover, with its score: the rows' `score` where
+    `covered`, without the rows or the release's threat facts (the coverage history records this
+    on every write, so it stays a small part of an import). No filters: a scope with platforms,
+    tactics or threat is a caller's bug."""
+    if scope.platforms or scope.tactics or scope.threat or scope.environment:
+        raise ValueError("covered_scores takes a catalogs-only scope")
+    infos = attack_service.technique_index(session, release=scope.release).techniques
+    per_catalog = [
+        (c.name, catalog_mappings(session, catalog=c, weights=weights)) for c in scope.catalogs
+    ]
+    mapped = {tid for _name, cw in per_catalog for tid in cw.techniques}
+    out = {}
+    for tid in mapped:
+        info = infos.get(tid)
+        if info is not None and info.status == "active":
+            own = _own(info, tid, per_catalog, weights)
+            if own.score > 0:
+                out[tid] = own.score
+    return out
 
 
 def compute(session: Session, *, scope: Scope, weights: CoverageWeights) -> Computed:

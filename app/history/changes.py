@@ -33,7 +33,8 @@ def coverage_changes(
         keep.read_on(point.release)
         for d in rec.deltas.get(point.cause.snapshot, ()):
             old = state.get(d.technique)
-            if i >= start and keep.tactics_of(d.technique) is not None:
+            moved = old != d.value  # a bucket retention merged may end where it began
+            if moved and i >= start and keep.tactics_of(d.technique) is not None:
                 changes.append(_change(d, old, point, keep))
             _apply(state, d)
     if start >= len(rec.points):
@@ -46,7 +47,7 @@ def coverage_changes(
         total=len(changes),
         limit=limit,
         offset=offset,
-        changes=changes[offset : offset + limit],
+        items=changes[offset : offset + limit],
         net_gained=sorted(t for t in state if t not in then and _kept(keep, t)),
         net_lost=sorted(t for t in then if t not in state and _kept(keep, t)),
     )

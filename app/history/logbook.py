@@ -9,14 +9,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from app.catalog import service as catalog_service
 from app.coverage import service as coverage_service
 from app.history.reasons import ReasonContext, Value
-from app.history.tables import CoverageSnapshotScope
-from app.history.writing import ScopeValues, write_scope, write_snapshot
+from app.history.writing import ScopeValues, has_history, write_scope, write_snapshot
 
 if TYPE_CHECKING:
     from app.catalog.service import LogbookEntry
@@ -30,7 +28,7 @@ def write_logbook(
     """One point per logged date before `at`, oldest first; how many were written."""
     key = f"catalog:{change.catalog}"
     entries = catalog_service.logbooks(session, catalog=change.catalog or "")
-    if not entries or _has_history(session, key):
+    if not entries or has_history(session, key):
         return 0
     row = catalog_service.get_catalog_row(session, name=change.catalog or "")
     release = f"{row.domain} {row.attack_version}"
@@ -47,11 +45,6 @@ def write_logbook(
         write_scope(session, snapshot.id or 0, values, ReasonContext(logged))
         points += 1
     return points
-
-
-def _has_history(session: Session, key: str) -> bool:
-    query = select(col(CoverageSnapshotScope.id)).where(col(CoverageSnapshotScope.scope) == key)
-    return session.execute(query.limit(1)).first() is not None
 
 
 def _values(

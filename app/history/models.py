@@ -80,9 +80,9 @@ class CoverageChanges(ApiModel):
     since: Cause | None  # the point the changes are counted after (None: from the beginning)
     gained: int  # entries of each kind, in order
     lost: int
-    total: int  # entries in all; `changes` is the page `limit` and `offset` asked for
+    total: int  # entries in all; `items` is the page `limit` and `offset` asked for (a Page)
     limit: int
     offset: int
-    changes: list[TechniqueChange]
+    items: list[TechniqueChange]
     net_gained: list[str]  # covered now and not at `since`
     net_lost: list[str]  # covered at `since` and not now

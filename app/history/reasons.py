@@ -33,6 +33,8 @@ class ReasonContext:
 def reason(ctx: ReasonContext, technique: str, old: Value | None, new: Value | None) -> str:
     """The why of one technique's change from `old` to `new` in a scope this change recomputed."""
     cause = ctx.change.cause
+    if cause == "found":
+        return "covered when the history began"
     if cause == "logbook":
         return "score logged in the DeTT&CT score logbook"
     if cause == "catalog_delete":
@@ -82,7 +84,16 @@ def _rules(ctx: ReasonContext, technique: str, old: Value | None, new: Value | N
 
 
 def _covering(rules: Mapping[str, RuleFootprint], technique: str) -> set[str]:
-    return {rid for rid, fp in rules.items() if fp.enabled and technique in fp.techniques}
+    """The rules that count for `technique` (a deprecated rule weighs nothing by default)."""
+    return {
+        rid
+        for rid, fp in rules.items()
+        if fp.enabled and technique in fp.techniques and not _deprecated(fp)
+    }
+
+
+def _deprecated(fp: RuleFootprint) -> bool:
+    return (fp.status or "").lower() == "deprecated"
 
 
 def _rule_word(ctx: ReasonContext, rid: str, technique: str, gained: bool) -> str:
@@ -93,12 +104,14 @@ def _rule_word(ctx: ReasonContext, rid: str, technique: str, gained: bool) -> st
             return "rule added"
         if not then.enabled:
             return "rule enabled"
+        if _deprecated(then) and technique in then.techniques:
+            return "rule no longer deprecated"
         return _remap(ctx, technique, _original_of(now, technique), technique)
     if now is None:
         return "rule removed"
     if not now.enabled:
         return "rule disabled"
-    if (now.status or "").lower() == "deprecated" and technique in now.techniques:
+    if _deprecated(now) and technique in now.techniques:
         return "rule deprecated"
     return _remap(ctx, technique, technique, _rewritten_to(now, technique))
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from app.core import changes
 from app.history.changes import coverage_changes
 from app.history.scopes import resolve_scope
-from app.history.trend import coverage_history, state_at
+from app.history.trend import before_last, coverage_history, state_at
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -23,4 +23,11 @@ def attach(engine: Engine, settings: Settings) -> None:
     changes.attach(engine, HistoryRecorder(settings))
 
 
-__all__ = ["attach", "coverage_changes", "coverage_history", "resolve_scope", "state_at"]
+__all__ = [
+    "attach",
+    "before_last",
+    "coverage_changes",
+    "coverage_history",
+    "resolve_scope",
+    "state_at",
+]

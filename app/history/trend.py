@@ -9,9 +9,9 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from app.history.models import CoverageHistory, HistoryPoint, HistoryScope, TacticCount
+from app.history.models import Cause, CoverageHistory, HistoryPoint, HistoryScope, TacticCount
 from app.history.reasons import Value
-from app.history.scopes import Filter, Point, aware, recorded, since_position
+from app.history.scopes import Filter, Point, Recorded, aware, recorded, since_position
 
 
 class _Counts:
@@ -104,6 +104,19 @@ def state_at(session: Session, *, scope: HistoryScope, snapshot: int | None) -> 
     None: now). A snapshot that is not a point of the scope is NotFound listing its points."""
     rec = recorded(session, scope)
     upto = since_position(rec.points, str(snapshot)) if snapshot is not None else len(rec.points)
+    return _fold(rec, upto)
+
+
+def before_last(session: Session, *, scope: HistoryScope) -> tuple[Cause | None, dict[str, Value]]:
+    """The scope's last point, and each covered technique's value just before it: what
+    `kbmap check --no-loss` compares with when it is given no baseline file."""
+    rec = recorded(session, scope)
+    if not rec.points:
+        return None, {}
+    return rec.points[-1].cause, _fold(rec, len(rec.points) - 1)
+
+
+def _fold(rec: Recorded, upto: int) -> dict[str, Value]:
     state: dict[str, Value] = {}
     for point in rec.points[:upto]:
         for d in rec.deltas.get(point.cause.snapshot, ()):

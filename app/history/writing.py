@@ -62,6 +62,11 @@ def write_snapshot(
     return snapshot
 
 
+def has_history(session: Session, scope: str) -> bool:
+    query = select(col(CoverageSnapshotScope.id)).where(col(CoverageSnapshotScope.scope) == scope)
+    return session.execute(query.limit(1)).first() is not None
+
+
 def current_values(session: Session, scope: str) -> dict[str, Value]:
     return {t: (s, st) for t, s, st in session.execute(_CURRENT, {"scope": scope})}
 

@@ -1,4 +1,5 @@
-"""Layer routes: Navigator layers as downloads, the same layer as SVG or XLSX, layer import.
+"""Layer routes: Navigator layers as downloads, the same layer as SVG or XLSX, layer import; the
+coverage history's trend chart.
 
 The picture routes are declared before `/layers/{kind}`, which would otherwise claim
 `coverage.svg` as a kind.
@@ -7,6 +8,7 @@ The picture routes are declared before `/layers/{kind}`, which would otherwise c
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, UploadFile, status
@@ -16,6 +18,9 @@ from app.auth.deps import WriteAccess
 from app.catalog.models import CatalogRead
 from app.core.deps import PublicUrlDep, SessionDep, SettingsDep, read_upload
 from app.coverage.deps import ScopeDep
+from app.history import service as history_service
+from app.history.deps import HistoryScopeDep
+from app.layer import chart
 from app.layer import service as layer_service
 from app.layer.kinds import described
 from app.layer.navigator import Layer
@@ -38,13 +43,18 @@ def get_layer_request(
         Query(
             alias="from",
             max_length=20,
-            pattern=r"^\d+\.\d+$",
-            description="diff: older release (default: the one before `to`)",
+            pattern=r"^\d+(\.\d+)?$",
+            description="diff: older release (default: the one before `to`); "
+            "delta: a snapshot id of the coverage history",
         ),
     ] = None,
     to: Annotated[
         str | None,
-        Query(max_length=20, pattern=r"^\d+\.\d+$", description="diff: newer release"),
+        Query(
+            max_length=20,
+            pattern=r"^\d+(\.\d+)?$",
+            description="diff: newer release; delta: a snapshot id (default: now)",
+        ),
     ] = None,
     min_score: Annotated[
         float,
@@ -171,3 +181,26 @@ async def import_layer(
         domain=domain,
         version=version,
     )
+
+
+# ---- the coverage history as a chart ----------------------------------------------------------
+# A router of its own: the path is the history's (/coverage/history.svg, beside the JSON), the
+# chart is drawn here because the matrix palette lives in this domain (history sits below it).
+history_chart_router = APIRouter(tags=["history"])
+
+
+@history_chart_router.get(
+    "/coverage/history.svg",
+    response_class=Response,
+    responses=_picture(layer_service.SVG, "a trend chart"),
+)
+def get_coverage_history_svg(
+    session: SessionDep,
+    scope: HistoryScopeDep,
+    from_: Annotated[datetime | None, Query(alias="from", description="first time kept")] = None,
+    to: Annotated[datetime | None, Query(description="last time kept")] = None,
+) -> Response:
+    """`/coverage/history` as a trend chart: covered (and effective) over time, each point's
+    change in its tooltip, drops in red."""
+    history = history_service.coverage_history(session, scope=scope, start=from_, end=to)
+    return Response(chart.trend_svg(history), media_type=layer_service.SVG)

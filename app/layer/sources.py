@@ -19,9 +19,12 @@ from app.attack.models import ReleaseChanges
 from app.catalog import service as catalog_service
 from app.core.cache import CacheSpec, caches_of
 from app.core.config import CoverageWeights
+from app.core.errors import InvalidInput, Location
 from app.coverage import service as coverage_service
 from app.coverage.models import CatalogComparison, Gap, TechniqueCoverage
 from app.coverage.service import ReleaseFacts, Scope
+from app.history import service as history_service
+from app.history.models import Cause, HistoryScope
 from app.layer.entries import RuleLine, RuleNotes, TechniqueState, rule_notes
 
 if TYPE_CHECKING:
@@ -113,3 +116,42 @@ class Sources:
             )
             for tid, refs in found.items()
         }
+
+    # ---- the coverage history (the delta layer) ----------------------------------------------
+
+    def history_scope(self, scope: Scope) -> HistoryScope:
+        """The history a layer scope follows: its environment's, its one named catalog's, else
+        every catalog's in its domain (naming the only catalog there is reads the domain's: the
+        scope cannot tell the two apart, and they hold the same catalogs)."""
+        named = [c.name for c in scope.catalogs]
+        every = catalog_service.catalog_ids(self.session, None)
+        if 1 < len(named) < len(every):
+            raise InvalidInput(
+                "a history follows one catalog or every catalog: name one catalog or none",
+                Location(field="catalog"),
+            )
+        return history_service.resolve_scope(
+            self.session,
+            catalog=named[0] if len(named) == 1 < len(every) else None,
+            environment=scope.environment.telemetry.name if scope.environment else None,
+            domain=scope.release.domain,
+        )
+
+    def history_state(
+        self, scope: HistoryScope, snapshot: int | None
+    ) -> dict[str, tuple[float, str | None]]:
+        """Each covered technique's (score, state) just after `snapshot` (None: now); a snapshot
+        that is not a point of the scope is NotFound listing its points."""
+        return history_service.state_at(self.session, scope=scope, snapshot=snapshot)
+
+    def history_points(self, scope: HistoryScope) -> list[Cause]:
+        """The scope's points, oldest first."""
+        found = history_service.coverage_history(self.session, scope=scope)
+        return [p.cause for p in found.points]
+
+    def history_reasons(self, scope: HistoryScope, *, after: int) -> list[tuple[int, str, str]]:
+        """(snapshot, technique, reason) of every change after snapshot `after`, in order."""
+        found = history_service.coverage_changes(
+            self.session, scope=scope, since=str(after), limit=1_000_000
+        )
+        return [(c.cause.snapshot, c.technique, c.reason) for c in found.items]

@@ -1,5 +1,5 @@
-"""Server-rendered pages: home, matrix, technique, gaps, catalog report, environments. Thin, like
-the API routes.
+"""Server-rendered pages: home, matrix, technique, gaps, catalog report, environments, coverage
+history. Thin, like the API routes.
 
 Each route parses its query, calls the same service functions the API calls and hands the result
 to a Jinja2 template (autoescaped: rule text is untrusted). Filters are plain query parameters,
@@ -31,6 +31,8 @@ from app.core.errors import KbmapError
 from app.coverage import service as coverage_service
 from app.environment import service as environment_service
 from app.environment.deps import EnvironmentPath, EnvironmentQuery
+from app.history import service as history_service
+from app.history.deps import HistoryScopeDep
 from app.layer import service as layer_service
 from app.technique_page import service as page_service
 from app.web import views
@@ -54,6 +56,7 @@ _env.globals.update(
     query=views.query,
     rule_line=views.rule_line,
     score_fill=views.score_fill,
+    signed=views.signed,
 )
 
 NamePath = Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9._-]+$")]
@@ -368,4 +371,33 @@ def environment_page(
         filters=views.query(
             domain=release.domain, version=release.version, environment=name, **params
         ),
+    )
+
+
+@router.get("/history")
+def history(
+    session: SessionDep,
+    scope: HistoryScopeDep,
+    since: Annotated[
+        str | None,
+        Query(max_length=40, description="a snapshot id, a date (YYYY-MM-DD) or an ISO time"),
+    ] = None,
+) -> HTMLResponse:
+    """A scope's coverage over time: the trend chart, every point, and the techniques that moved
+    since `since` (by default the point before the last: the last change)."""
+    trend = history_service.coverage_history(session, scope=scope)
+    since = since or views.last_change(trend.points)
+    changes = history_service.coverage_changes(session, scope=scope, since=since, limit=500)
+    return render(
+        "history.html",
+        scope=scope,
+        named=views.scope_words(scope),
+        delta_href=views.delta_href(scope, trend.points),
+        chart=views.trend_chart(trend),
+        rows=views.history_rows(trend.points),
+        changes=changes,
+        filters=views.history_query(scope),
+        catalogs=catalog_service.list_catalogs(session),
+        environments=environment_service.list_environments(session),
+        domains=sorted({r.domain for r in attack_service.list_releases(session)}),
     )

@@ -23,6 +23,9 @@ from app.attack.service import TechniqueIndex
 from app.attack.text import Citations, Token
 from app.coverage.models import TechniqueCoverage
 from app.environment.models import EnvironmentRead
+from app.history.models import CoverageHistory, HistoryPoint, HistoryScope
+from app.layer.chart import scope_words as scope_words  # the page's title names it alike
+from app.layer.chart import trend_svg
 from app.layer.kinds.coverage import COVERAGE_GRADIENT, WHITE
 from app.layer.kinds.effective import STATES as STATE_LEGEND
 from app.layer.navigator import Gradient
@@ -413,3 +416,82 @@ def system_views(env: EnvironmentRead) -> list[SystemView]:
         skipped = [ls.written for ls in s.log_sources if not ls.counted]
         out.append(SystemView(s.name, s.platforms, collected, skipped))
     return out
+
+
+# ---- the coverage history ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One point of the history table: the point, what it touched, its moves since the last."""
+
+    point: HistoryPoint
+    touched: str  # "catalog sigma", "environment lab", "release enterprise 18.1"
+    covered_moved: int | None  # None: the first point
+    effective_moved: int | None
+
+
+def history_rows(points: Sequence[HistoryPoint]) -> list[HistoryRow]:
+    """The points newest first, each with how far it moved the counts from the point before."""
+    rows = []
+    for i, p in enumerate(points):
+        before = points[i - 1] if i else None
+        rows.append(
+            HistoryRow(
+                point=p,
+                touched=", ".join(
+                    f"{what} {name}"
+                    for what, name in (
+                        ("catalog", p.cause.catalog),
+                        ("environment", p.cause.environment),
+                        ("release", p.cause.release),
+                    )
+                    if name
+                ),
+                covered_moved=p.covered - before.covered if before else None,
+                effective_moved=_moved(p.effective, before.effective if before else None),
+            )
+        )
+    return rows[::-1]
+
+
+def _moved(now: int | None, then: int | None) -> int | None:
+    return now - then if now is not None and then is not None else None
+
+
+def signed(n: int | None) -> str:
+    """A move as the table shows it: +3, −2, 0; "" for none."""
+    if n is None:
+        return ""
+    return f"+{n}" if n > 0 else (f"−{-n}" if n < 0 else "0")
+
+
+def last_change(points: Sequence[HistoryPoint]) -> str | None:
+    """The `since` that shows the last point's changes: the point before it (None: from the
+    beginning, when there is one point or none)."""
+    return str(points[-2].cause.snapshot) if len(points) > 1 else None
+
+
+def history_query(scope: HistoryScope) -> str:
+    """The scope as the history routes' query string, for the page's links."""
+    return query(
+        catalog=scope.catalog,
+        environment=scope.environment,
+        domain=scope.domain,
+        tactic=scope.tactics,
+        platform=scope.platforms,
+    )
+
+
+def delta_href(scope: HistoryScope, points: Sequence[HistoryPoint]) -> str | None:
+    """The delta layer of the last change (None with fewer than two points)."""
+    if len(points) < 2:
+        return None
+    ends = {"from": str(points[-2].cause.snapshot), "to": str(points[-1].cause.snapshot)}
+    where = query(catalog=scope.catalog, environment=scope.environment, domain=scope.domain)
+    return f"/api/v1/layers/delta?{where}&{query(**ends)}"
+
+
+def trend_chart(history: CoverageHistory) -> Markup:
+    """The trend chart inline: its text is escaped by the chart itself."""
+    return Markup(trend_svg(history).decode())  # escaped by app.layer.chart

@@ -145,6 +145,31 @@ def test_no_loss_names_exactly_the_techniques_a_rule_removal_loses(db: str, tmp_
     assert ok.returncode == 0 and ok.stdout.startswith("kbmap check: OK"), ok.stderr
 
 
+def test_no_loss_without_a_baseline_judges_the_last_recorded_change(
+    db: str, tmp_path: Path
+) -> None:
+    """The pull request's import is the last change: --no-loss fails naming what it lost, and
+    passes once the next change loses nothing (the database predates the history: its first
+    change starts it from the coverage found)."""
+    url = copy_of(db, tmp_path)
+    before = covered(url)
+    technique, members = only_technique_rules()
+    smaller = tmp_path / "sigma-attack18-minus.tar.gz"
+    without(members, smaller)
+    reimport = ("catalog", "import", str(smaller), "--name", CATALOG, "--version", "18.1")
+    kbmap(*reimport, db=url, check=True)
+    assert before - covered(url) == {technique}
+    bad = check("--no-loss", db=url)
+    assert bad.returncode == 1, bad.stderr
+    assert bad.stdout.splitlines() == [
+        f"kbmap check: FAILED no-loss: 1 technique no longer covered: {technique}"
+    ]
+    assert f"catalog:{CATALOG} before snapshot" in bad.stderr and "catalog_replace" in bad.stderr
+    kbmap(*reimport, db=url, check=True)  # the same rules again: nothing lost this time
+    ok = check("--no-loss", db=url)
+    assert ok.returncode == 0 and ok.stdout.startswith("kbmap check: OK"), ok.stderr
+
+
 def test_require_unknown_id_is_an_error_naming_it_and_uncovered_fails(db: str) -> None:
     out = check("--require", "T9999,T1059", "--require", "t0000.999", db=db)
     assert out.returncode == 2 and out.stdout == ""
@@ -182,7 +207,7 @@ def test_min_effective_in_the_dettect_environment(db: str) -> None:
     ("args", "message"),
     [
         ((), "no condition"),
-        (("--no-loss",), "--no-loss needs --baseline"),
+        (("--no-loss", "-c", CATALOG), "give at most one --catalog"),
         (("--baseline", "x.json", "--min-covered", "1"), "--baseline is read by --no-loss"),
         (("--min-covered", "1", "--format", "xml"), "known: text, github, junit"),
         (("--no-loss", "--baseline", "/nonexistent/b.json"), "no such baseline file"),

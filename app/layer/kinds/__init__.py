@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from app.layer.kinds.base import LayerKind, LayerRequest
 from app.layer.kinds.compare import Compare
 from app.layer.kinds.coverage import Coverage
+from app.layer.kinds.delta import Delta
 from app.layer.kinds.diff import Diff
 from app.layer.kinds.effective import Effective
 from app.layer.kinds.gaps import Gaps
@@ -30,6 +31,7 @@ KINDS: dict[str, type[LayerKind[Any]]] = {
         Diff,
         Effective,
         Visibility,
+        Delta,
     )
 }
 

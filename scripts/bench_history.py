@@ -686,7 +686,7 @@ def _size(body: Any) -> str:
         return f"{len(body['points'])} points, {last} covered at the last"
     return (
         f"{body['total']} changes ({body['gained']} gained, {body['lost']} lost; page of "
-        f"{len(body['changes'])}), net +{len(body['net_gained'])} -{len(body['net_lost'])}"
+        f"{len(body['items'])}), net +{len(body['net_gained'])} -{len(body['net_lost'])}"
     )
 
 

@@ -174,7 +174,7 @@ def logbooks(session: Session, *, catalog: str) -> list[LogbookEntry]:
             date, score = entry.get("date"), entry.get("score")
             if technique and isinstance(date, str) and isinstance(score, int):
                 out.append(LogbookEntry(date, rid, technique, score >= 1, SEVERITY.get(score)))
-    return sorted(out)
+    return sorted(out, key=lambda e: e.date)  # stable: one date's scores stay as written
 
 
 def rule_telemetry(session: Session, *, catalog_id: int) -> list[RuleTelemetry]:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from sqlmodel import Session
 
 from app.history.models import ChangeKind, CoverageChanges, HistoryScope, TechniqueChange
@@ -25,7 +27,7 @@ def coverage_changes(
     start = since_position(rec.points, since)
     keep = Filter(session, scope)
     state: dict[str, Value] = {}
-    changes: list[TechniqueChange] = []
+    changes: list[_Moved] = []  # objects are built for the page only
     then: dict[str, Value] = {}
     for i, point in enumerate(rec.points):
         if i == start:
@@ -35,19 +37,21 @@ def coverage_changes(
             old = state.get(d.technique)
             moved = old != d.value  # a bucket retention merged may end where it began
             if moved and i >= start and keep.tactics_of(d.technique) is not None:
-                changes.append(_change(d, old, point, keep))
+                changes.append(
+                    _Moved(_kind(old, d.value), d, old, point, keep.name_of(d.technique))
+                )
             _apply(state, d)
     if start >= len(rec.points):
         then = dict(state)
     return CoverageChanges(
         scope=scope,
         since=rec.points[start - 1].cause if start else None,
-        gained=sum(1 for c in changes if c.change == "gained"),
-        lost=sum(1 for c in changes if c.change == "lost"),
+        gained=sum(1 for c in changes if c.kind == "gained"),
+        lost=sum(1 for c in changes if c.kind == "lost"),
         total=len(changes),
         limit=limit,
         offset=offset,
-        items=changes[offset : offset + limit],
+        items=[_change(m) for m in changes[offset : offset + limit]],
         net_gained=sorted(t for t in state if t not in then and _kept(keep, t)),
         net_lost=sorted(t for t in then if t not in state and _kept(keep, t)),
     )
@@ -64,18 +68,26 @@ def _apply(state: dict[str, Value], d: Delta) -> None:
         state[d.technique] = d.value
 
 
-def _change(d: Delta, old: Value | None, point: Point, keep: Filter) -> TechniqueChange:
-    before, after = old or (0.0, None), d.value or (0.0, None)
+class _Moved(NamedTuple):
+    kind: ChangeKind
+    delta: Delta
+    old: Value | None
+    point: Point
+    name: str
+
+
+def _change(m: _Moved) -> TechniqueChange:
+    before, after = m.old or (0.0, None), m.delta.value or (0.0, None)
     return TechniqueChange(
-        technique=d.technique,
-        name=keep.name_of(d.technique),
-        change=_kind(old, d.value),
+        technique=m.delta.technique,
+        name=m.name,
+        change=m.kind,
         score_before=before[0],
         score_after=after[0],
         state_before=before[1],
         state_after=after[1],
-        reason=d.reason,
-        cause=point.cause,
+        reason=m.delta.reason,
+        cause=m.point.cause,
     )
 
 

@@ -39,12 +39,21 @@ def write_logbook(
         when = datetime.fromisoformat(date).replace(tzinfo=UTC)
         if when >= at:
             break
-        latest.update({(e.rule_id, e.technique): e for e in entries if e.date == date})
+        latest.update(_first_written(entries, date))
         snapshot = write_snapshot(session, logged, None, when)
         values = ScopeValues(key, release, _values(latest, weights), environment=False)
         write_scope(session, snapshot.id or 0, values, ReasonContext(logged))
         points += 1
     return points
+
+
+def _first_written(entries: list[LogbookEntry], date: str) -> dict[tuple[str, str], LogbookEntry]:
+    """Each rule's score of `date`; two on one date: the first written, as DeTT&CT reads a tie."""
+    day: dict[tuple[str, str], LogbookEntry] = {}
+    for e in entries:
+        if e.date == date:
+            day.setdefault((e.rule_id, e.technique), e)
+    return day
 
 
 def _values(

@@ -29,11 +29,9 @@ class Cause(ApiModel):
     release: str | None
 
 
-class TacticCount(ApiModel):
-    tactic: str  # shortname
+class Tactic(ApiModel):
+    tactic: str  # shortname, the key of a point's counts
     name: str
-    covered: int
-    effective: int | None  # environment scopes only
 
 
 class HistoryPoint(ApiModel):
@@ -41,8 +39,9 @@ class HistoryPoint(ApiModel):
     cause: Cause
     release: str  # the release the scope was read on then ("enterprise 18.1")
     covered: int
-    effective: int | None
-    by_tactic: list[TacticCount]
+    effective: int | None  # environment scopes only
+    covered_by_tactic: dict[str, int]  # tactic shortname → covered techniques (a technique
+    effective_by_tactic: dict[str, int] | None  # counts under each of its tactics)
 
 
 class HistoryScope(ApiModel):
@@ -58,6 +57,7 @@ class HistoryScope(ApiModel):
 
 class CoverageHistory(ApiModel):
     scope: HistoryScope
+    tactics: list[Tactic]  # of the newest point's release, in matrix order (the filter's only)
     points: list[HistoryPoint]
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from app.history.models import Cause, CoverageHistory, HistoryPoint, HistoryScope, TacticCount
+from app.history.models import Cause, CoverageHistory, HistoryPoint, HistoryScope, Tactic
 from app.history.reasons import Value
 from app.history.scopes import Filter, Point, Recorded, aware, recorded, since_position
 
@@ -62,8 +62,10 @@ def coverage_history(
         if changed_release:
             counts.recount(state)
         if _within(point, start, end):
-            out.append(_point(point, counts, keep, judged=scope.environment is not None))
-    return CoverageHistory(scope=scope, points=out)
+            out.append(
+                _point(point, counts, _shortnames(keep), judged=scope.environment is not None)
+            )
+    return CoverageHistory(scope=scope, tactics=_tactics(keep), points=out)
 
 
 def _set(state: dict[str, Value], technique: str, value: Value | None) -> None:
@@ -78,25 +80,35 @@ def _within(point: Point, start: datetime | None, end: datetime | None) -> bool:
     return (start is None or at >= aware(start)) and (end is None or at <= aware(end))
 
 
-def _point(point: Point, counts: _Counts, keep: Filter, *, judged: bool) -> HistoryPoint:
-    tactics = keep.index.tactics if keep.index else []
-    return HistoryPoint(
+def _point(point: Point, counts: _Counts, tactics: list[str], *, judged: bool) -> HistoryPoint:
+    """Built without validation (the counts are ints by construction): a year of points is
+    ~370 of them, each with a count per tactic."""
+    return HistoryPoint.model_construct(
         at=point.cause.at,
         cause=point.cause,
         release=point.release,
         covered=counts.covered,
         effective=counts.effective if judged else None,
-        by_tactic=[
-            TacticCount(
-                tactic=t.shortname,
-                name=t.name,
-                covered=counts.by_tactic[t.shortname],
-                effective=counts.effective_by_tactic[t.shortname] if judged else None,
-            )
-            for t in tactics
-            if not keep.tactics or t.shortname in keep.tactics
-        ],
+        covered_by_tactic={t: counts.by_tactic[t] for t in tactics},
+        effective_by_tactic=(
+            {t: counts.effective_by_tactic[t] for t in tactics} if judged else None
+        ),
     )
+
+
+def _shortnames(keep: Filter) -> list[str]:
+    """The point's release's tactics (the filter's only), in matrix order."""
+    tactics = keep.index.tactics if keep.index else []
+    return [t.shortname for t in tactics if not keep.tactics or t.shortname in keep.tactics]
+
+
+def _tactics(keep: Filter) -> list[Tactic]:
+    tactics = keep.index.tactics if keep.index else []
+    return [
+        Tactic(tactic=t.shortname, name=t.name)
+        for t in tactics
+        if not keep.tactics or t.shortname in keep.tactics
+    ]
 
 
 def state_at(session: Session, *, scope: HistoryScope, snapshot: int | None) -> dict[str, Value]:

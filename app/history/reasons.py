@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -28,6 +29,15 @@ class ReasonContext:
     before: Mapping[str, RuleFootprint] = field(default_factory=dict)
     after: Mapping[str, RuleFootprint] = field(default_factory=dict)
     status_of: Callable[[str], tuple[str, str | None]] = lambda _t: ("active", None)
+
+    @cached_property
+    def covering_before(self) -> dict[str, set[str]]:
+        """Indexed once per change: a first import moves hundreds of techniques."""
+        return _covering(self.before)
+
+    @cached_property
+    def covering_after(self) -> dict[str, set[str]]:
+        return _covering(self.after)
 
 
 def reason(ctx: ReasonContext, technique: str, old: Value | None, new: Value | None) -> str:
@@ -72,8 +82,8 @@ def _release(ctx: ReasonContext, technique: str, old: Value | None, new: Value |
 
 
 def _rules(ctx: ReasonContext, technique: str, old: Value | None, new: Value | None) -> str:
-    then = _covering(ctx.before, technique)
-    now = _covering(ctx.after, technique)
+    then = ctx.covering_before.get(technique, set())
+    now = ctx.covering_after.get(technique, set())
     gained = not old or (new is not None and new[0] > old[0])
     words: dict[str, list[str]] = {}
     for rid in sorted((now - then) if gained else (then - now)):
@@ -83,13 +93,14 @@ def _rules(ctx: ReasonContext, technique: str, old: Value | None, new: Value | N
     return "; ".join(_named(word, rids, ctx.change.catalog) for word, rids in words.items())
 
 
-def _covering(rules: Mapping[str, RuleFootprint], technique: str) -> set[str]:
-    """The rules that count for `technique` (a deprecated rule weighs nothing by default)."""
-    return {
-        rid
-        for rid, fp in rules.items()
-        if fp.enabled and technique in fp.techniques and not _deprecated(fp)
-    }
+def _covering(rules: Mapping[str, RuleFootprint]) -> dict[str, set[str]]:
+    """Technique → the rules that count for it (a deprecated rule weighs nothing by default)."""
+    out: dict[str, set[str]] = {}
+    for rid, fp in rules.items():
+        if fp.enabled and not _deprecated(fp):
+            for technique in fp.techniques:
+                out.setdefault(technique, set()).add(rid)
+    return out
 
 
 def _deprecated(fp: RuleFootprint) -> bool:

@@ -32,7 +32,8 @@ def point(n: int, at: datetime, *, effective: int | None = None, **cause: str) -
         release="enterprise 18.1",
         covered=n,
         effective=effective,
-        by_tactic=[],
+        covered_by_tactic={},
+        effective_by_tactic=None if effective is None else {},
     )
 
 
@@ -51,12 +52,12 @@ def texts(svg: ET.Element) -> list[str]:
 
 
 def test_no_points_is_a_small_valid_svg_saying_so() -> None:
-    svg = parse(CoverageHistory(scope=SCOPE, points=[]))
+    svg = parse(CoverageHistory(scope=SCOPE, tactics=[], points=[]))
     assert texts(svg) == ["no history yet"]
 
 
 def test_one_point_is_drawn_and_labelled_at_its_end() -> None:
-    svg = parse(CoverageHistory(scope=SCOPE, points=[point(398, T0)]))
+    svg = parse(CoverageHistory(scope=SCOPE, tactics=[], points=[point(398, T0)]))
     (dot,) = dots(svg, "covered")
     assert dot.get("fill") == COVERAGE_GRADIENT[-1]  # the matrix's fully covered green
     assert "covered 398" in texts(svg)
@@ -69,6 +70,7 @@ def test_points_are_spaced_by_time_and_drops_are_red() -> None:
     svg = parse(
         CoverageHistory(
             scope=SCOPE,
+            tactics=[],
             points=[point(10, times[0]), point(4, times[1]), point(6, times[2])],
         )
     )
@@ -86,6 +88,7 @@ def test_an_environment_has_two_lines_in_the_environment_page_colours() -> None:
     svg = parse(
         CoverageHistory(
             scope=env,
+            tactics=[],
             points=[
                 point(20, T0, effective=12, cause="environment_import", catalog=""),
                 point(20, T0 + timedelta(hours=3), effective=15, cause="environment_replace"),
@@ -102,7 +105,9 @@ def test_user_text_is_escaped() -> None:
     evil = "<script>alert(1)</script> & co"
     scope = HistoryScope(scope="catalog:x", domain="enterprise", catalog=evil)
     raw = trend_svg(
-        CoverageHistory(scope=scope, points=[point(3, T0, catalog=evil, actor=f"{evil}'\"")])
+        CoverageHistory(
+            scope=scope, tactics=[], points=[point(3, T0, catalog=evil, actor=f"{evil}'\"")]
+        )
     )
     assert b"<script" not in raw
     svg = ET.fromstring(raw)

@@ -225,8 +225,14 @@ def _environment_scope(session: Session, name: str, domain: str, settings: Setti
     key = f"environment:{name}"
     if name not in {e.name for e in environment_service.list_environments(session)}:
         return ScopeValues(key, _newest(session, domain), {}, environment=True)
-    scope = coverage_service.make_scope(session, environment=name, kb_dir=settings.kb_dir)
-    return _computed(session, key, scope, _named(scope.release), settings)
+    telemetry = environment_service.environment_telemetry(session, name=name)
+    release = attack_service.get_release(session, domain=telemetry.domain)
+    catalogs = catalog_service.catalogs_by_id(session, catalog_service.catalog_ids(session, None))
+    judged = coverage_service.EnvironmentScope(
+        telemetry, catalog_service.platform_map(settings.kb_dir)
+    )
+    scope = coverage_service.Scope(release, catalogs, environment=judged)  # no filters to resolve
+    return _computed(session, key, scope, _named(release), settings)
 
 
 def _computed(

@@ -17,15 +17,22 @@ from app.history.reasons import ReasonContext, Value
 from app.history.writing import ScopeValues, has_history, write_scope, write_snapshot
 
 if TYPE_CHECKING:
+    from app.auth.models import AuditEventRead
     from app.catalog.service import LogbookEntry
     from app.core.changes import Change
     from app.core.config import CoverageWeights
 
 
 def write_logbook(
-    session: Session, change: Change, weights: CoverageWeights, *, at: datetime
+    session: Session,
+    change: Change,
+    weights: CoverageWeights,
+    *,
+    at: datetime,
+    event: AuditEventRead | None = None,
 ) -> int:
-    """One point per logged date before `at`, oldest first; how many were written."""
+    """One point per logged date before `at`, oldest first, each naming the import's actor and
+    audit event (who brought the logbook in); how many were written."""
     key = f"catalog:{change.catalog}"
     entries = catalog_service.logbooks(session, catalog=change.catalog or "")
     if not entries or has_history(session, key):
@@ -40,7 +47,7 @@ def write_logbook(
         if when >= at:
             break
         latest.update(_first_written(entries, date))
-        snapshot = write_snapshot(session, logged, None, when)
+        snapshot = write_snapshot(session, logged, event, when)
         values = ScopeValues(key, release, _values(latest, weights), environment=False)
         write_scope(session, snapshot.id or 0, values, ReasonContext(logged))
         points += 1

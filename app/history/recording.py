@@ -124,7 +124,7 @@ def record(
     """One snapshot of `change`: every scope it can move, compared and written."""
     after = _FootprintsAfter(session, change)  # read only if a technique moved
     if change.cause == "catalog_import" and change.catalog:
-        write_logbook(session, change, settings.coverage, at=at)
+        write_logbook(session, change, settings.coverage, at=at, event=event)
     snapshot = write_snapshot(session, change, event, at)
     for scope in _scopes(session, change, settings):
         index = attack_service.technique_index(session, release=_release_named(session, scope))

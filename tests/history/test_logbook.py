@@ -12,7 +12,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from tests.conftest import ROOT
-from tests.history.conftest import covered_now, history, raw_techniques, upload_catalog
+from tests.history.conftest import WRITER, covered_now, history, raw_techniques, upload_catalog
 
 SAMPLE = ROOT.parent / "shared" / "peers" / "dettect" / "techniques-administration-endpoints.yaml"
 NAME = "endpoints-logbook"
@@ -73,7 +73,12 @@ def test_logbook_points_then_the_import(sqlite_client: TestClient) -> None:
     assert [p["at"][:10] for p in points[:-1]] == dates
     assert points[-2]["covered"] == len(newest_covered(entries))
     assert points[-1]["covered"] == covered_now(c, catalog=NAME, version="18.1")
-    assert all(p["cause"]["actor"] == "" for p in points[:-1])
+    importer = points[-1]["cause"]  # who brought the logbook in is each point's actor
+    assert importer["actor"] == WRITER
+    assert all(
+        (p["cause"]["actor"], p["cause"]["audit_event"]) == (WRITER, importer["audit_event"])
+        for p in points[:-1]
+    )
 
     upload_catalog(c, SAMPLE, name=NAME, format="dettect-techniques", version="18.1")
     again = history(c, catalog=NAME)

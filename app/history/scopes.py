@@ -215,8 +215,9 @@ def _index(session: Session, release: str, domain: str) -> attack_service.Techni
     return attack_service.technique_index(session, release=row)
 
 
-def since_position(points: list[Point], since: str | None) -> int:
-    """How many points come at or before `since` (a snapshot id, a date or a time); 0: none."""
+def since_position(points: list[Point], since: str | None, *, field: str = "since") -> int:
+    """How many points come at or before `since` (a snapshot id, a date or a time); 0: none.
+    `field`: the parameter an unknown snapshot is reported on."""
     if not since:
         return 0
     text = since.strip()
@@ -225,7 +226,7 @@ def since_position(points: list[Point], since: str | None) -> int:
         if int(text) not in ids:
             raise NotFound(
                 f"no snapshot {text} of this scope; its snapshots: {_ranges(ids) or 'none'}",
-                Location(field="since"),
+                Location(field=field),
             )
         return ids.index(int(text)) + 1
     moment = _moment(text)

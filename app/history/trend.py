@@ -111,11 +111,15 @@ def _tactics(keep: Filter) -> list[Tactic]:
     ]
 
 
-def state_at(session: Session, *, scope: HistoryScope, snapshot: int | None) -> dict[str, Value]:
+def state_at(
+    session: Session, *, scope: HistoryScope, snapshot: int | None, field: str = "snapshot"
+) -> dict[str, Value]:
     """Each covered technique's (score, state) just after `snapshot` (a point of the scope;
     None: now). A snapshot that is not a point of the scope is NotFound listing its points."""
     rec = recorded(session, scope)
-    upto = since_position(rec.points, str(snapshot)) if snapshot is not None else len(rec.points)
+    if snapshot is None:
+        return _fold(rec, len(rec.points))
+    upto = since_position(rec.points, str(snapshot), field=field)
     return _fold(rec, upto)
 
 

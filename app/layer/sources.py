@@ -138,11 +138,11 @@ class Sources:
         )
 
     def history_state(
-        self, scope: HistoryScope, snapshot: int | None
+        self, scope: HistoryScope, snapshot: int | None, *, field: str
     ) -> dict[str, tuple[float, str | None]]:
         """Each covered technique's (score, state) just after `snapshot` (None: now); a snapshot
-        that is not a point of the scope is NotFound listing its points."""
-        return history_service.state_at(self.session, scope=scope, snapshot=snapshot)
+        that is not a point of the scope is NotFound on `field`, listing its points."""
+        return history_service.state_at(self.session, scope=scope, snapshot=snapshot, field=field)
 
     def history_points(self, scope: HistoryScope) -> list[Cause]:
         """The scope's points, oldest first."""

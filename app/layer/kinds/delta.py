@@ -63,8 +63,10 @@ class Delta(LayerKind[Ends]):
             )
         end = _snapshot(self.to_version, "to")
         history = src.history_scope(scope)
-        before = src.history_state(history, start)  # NotFound listing the scope's snapshots
-        after = src.history_state(history, end)
+        before = src.history_state(
+            history, start, field="from"
+        )  # NotFound listing the scope's snapshots
+        after = src.history_state(history, end, field="to")
         points = {c.snapshot: (i, c) for i, c in enumerate(src.history_points(history))}
         last = points[end][0] if end is not None else len(points)
         if end is not None and points[start][0] > last:

@@ -232,16 +232,14 @@ def _environment_scope(session: Session, name: str, domain: str, settings: Setti
         telemetry, catalog_service.platform_map(settings.kb_dir)
     )
     scope = coverage_service.Scope(release, catalogs, environment=judged)  # no filters to resolve
-    return _computed(session, key, scope, _named(release), settings)
+    return _judged(session, key, scope, settings)
 
 
-def _computed(
-    session: Session, key: str, scope: Scope, release: str, settings: Settings
-) -> ScopeValues:
+def _judged(session: Session, key: str, scope: Scope, settings: Settings) -> ScopeValues:
     """An environment scope: each covered technique's score and effective state (the rows)."""
     rows = coverage_service.technique_rows(session, scope=scope, weights=settings.coverage)
     values: dict[str, Value] = {r.id: (round(r.score, 4), r.state) for r in rows if r.covered}
-    return ScopeValues(key, release, values, environment=True)
+    return ScopeValues(key, _named(scope.release), values, environment=True)
 
 
 def _named(release: Release) -> str:

@@ -50,6 +50,9 @@ class ParsedRule:
     line: int | None = None
     raw_tags: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # the rule itself in its own language (Sigma YAML, SPL, KQL, EQL, ...), where the format
+    # carries one: a STIX export writes it as the indicator's `pattern`
+    body: str | None = None
 
 
 @dataclass

@@ -64,6 +64,8 @@ class Rule(SQLModel, table=True):
     raw_tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     tactics: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # the rule in its own language where the format carries it (ParsedRule.body); None otherwise
+    body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class RuleTechnique(SQLModel, table=True):

@@ -42,6 +42,7 @@ RULE_COLUMNS = (
     "raw_tags",
     "tactics",
     "extra",
+    "body",
 )
 MAPPING_COLUMNS = (
     "catalog_id",
@@ -156,6 +157,7 @@ def _insert_rules(conn: Connection, catalog_id: int, validation: Validation) -> 
                 dumps(r.raw_tags).decode(),
                 dumps(v.tactics).decode(),
                 dumps(r.extra, default=str).decode(),
+                r.body,
             )
             for v in validation.rules
             for r in (v.rule,)

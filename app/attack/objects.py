@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_
+from sqlalchemy import bindparam, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -23,6 +23,7 @@ from app.attack.models import (
 from app.attack.relationships import related
 from app.attack.rows import BRIEF_COLUMNS, OBJECT_COLUMNS, Brief, ObjectRow
 from app.attack.tables import AttackObject, Release, TechniqueDataComponent
+from app.core.db import contains_text
 from app.core.errors import InvalidInput, NotFound
 from app.core.pages import Page
 
@@ -174,8 +175,7 @@ def _matching(
     if not include_deprecated:
         stmt = stmt.where(col(AttackObject.deprecated).is_(False))
     if q:
-        pattern = f"%{q.lower()}%"
-        stmt = stmt.where(or_(*(func.lower(c).like(pattern) for c in search)))
+        stmt = stmt.where(or_(*(contains_text(c, q) for c in search)))
     return session.exec(stmt.order_by(AttackObject.attack_id, AttackObject.name)).all()
 
 

@@ -14,6 +14,7 @@ from app.attack import service as attack_service
 from app.catalog.catalogs import catalog_ids
 from app.catalog.models import MappingRead, RuleRead, RuleRef
 from app.catalog.tables import Catalog, Rule, RuleAnalytic, RuleDataComponent, RuleTechnique
+from app.core.db import contains_text
 from app.core.errors import InvalidInput, NotFound
 from app.core.pages import Page
 
@@ -98,15 +99,8 @@ def list_rules(
     if status:
         stmt = stmt.where(Rule.status == status)
     if q:
-        p = f"%{q.lower()}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(Rule.rule_id).like(p),
-                func.lower(Rule.title).like(p),
-                func.lower(Rule.name).like(p),
-                func.lower(Rule.description).like(p),
-            )
-        )
+        text_columns = (Rule.rule_id, Rule.title, Rule.name, Rule.description)
+        stmt = stmt.where(or_(*(contains_text(c, q) for c in text_columns)))
     rules = list(session.exec(stmt.order_by(col(Rule.catalog_id), col(Rule.rule_id))).all())
     if tactic:
         t = _rule_tactic(session, names, tactic)

@@ -54,7 +54,15 @@ async def page_params(
 
 
 PageParams = Annotated[tuple[int, int], Depends(page_params)]
-QText = Annotated[str | None, Query(max_length=200, description="text in id, name or description")]
+# no control characters: a NUL would cut the pattern on SQLite and fail the query on PostgreSQL
+QText = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="text in id, name or description (matched literally, any case)",
+    ),
+]
 IdPath = Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9._-]+$")]
 
 

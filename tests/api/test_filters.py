@@ -220,3 +220,55 @@ def test_pages_link_to_api_routes_with_parameters_they_take(client: TestClient) 
     for link in links:
         r = client.get(link.replace("&amp;", "&"))
         assert r.status_code == 200, (link, r.text[:300])
+
+
+def _raw_text_matches(needle: str) -> set[str]:
+    """Active techniques whose id, name or description hold `needle`, from the raw bundle."""
+    found = set()
+    for o in rawdata.objects(E18):
+        if o["type"] == "attack-pattern" and rawdata.active(o):
+            fields = (rawdata.ext_id(o) or "", o.get("name", ""), o.get("description", ""))
+            if any(needle in f.lower() for f in fields):
+                found.add(rawdata.ext_id(o))
+    return found
+
+
+@pytest.mark.parametrize("needle", ["%", "_", "\\", "%appdata%"])
+def test_technique_text_search_is_literal(client: TestClient, needle: str) -> None:
+    """`%`, `_` and `\\` are matched as themselves, not as LIKE wildcards (which matched all 691)."""
+    r = client.get("/api/v1/techniques", params={"q": needle, "limit": 1000})
+    assert r.status_code == 200, r.text
+    assert {t["id"] for t in r.json()["items"]} == _raw_text_matches(needle)
+
+
+def _all_rules(client: TestClient) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    while True:
+        page = client.get("/api/v1/rules", params={"limit": 1000, "offset": len(items)}).json()
+        items += page["items"]
+        if len(items) >= page["total"]:
+            return items
+
+
+@pytest.mark.parametrize("needle", ["%", "_"])
+def test_rule_text_search_is_literal(client: TestClient, needle: str) -> None:
+    """The SQL filter agrees with the same filter done in Python over every rule."""
+    fields = ("rule_id", "title", "name", "description")
+    expected = {
+        (r["catalog"], r["rule_id"])
+        for r in _all_rules(client)
+        if any(needle in (r.get(f) or "").lower() for f in fields)
+    }
+    r = client.get("/api/v1/rules", params={"q": needle, "limit": 1000})
+    assert r.status_code == 200, r.text
+    got = {(x["catalog"], x["rule_id"]) for x in r.json()["items"]}
+    assert r.json()["total"] == len(expected) < 1000
+    assert got == expected
+
+
+@pytest.mark.parametrize("path", ["/api/v1/techniques", "/api/v1/rules"])
+@pytest.mark.parametrize("q", ["\x00zzzz", "a\x1bb", "x\x7f"])
+def test_text_search_refuses_control_characters(client: TestClient, path: str, q: str) -> None:
+    r = client.get(path, params={"q": q})
+    assert r.status_code == 422, r.text
+    assert "q" in r.text

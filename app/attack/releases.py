@@ -37,8 +37,18 @@ def get_release(
     release = find_release(session, domain=d, version=version)
     if release is None:
         what = f"{d} {version}" if version else f"any {d} release"
-        raise NotFound(f"no ATT&CK release loaded for {what}")
+        raise NotFound(f"no ATT&CK release loaded for {what}{_loaded(session)}")
     return release
+
+
+def _loaded(session: Session) -> str:
+    """What is loaded, for an error that names an unknown release: never a bare "not found"."""
+    rows = session.exec(
+        select(Release.domain, Release.version).order_by(
+            col(Release.domain), col(Release.version_key)
+        )
+    ).all()
+    return f"; loaded: {', '.join(f'{d} {v}' for d, v in rows)}" if rows else ""
 
 
 def releases_for_lookup(
@@ -55,7 +65,8 @@ def releases_for_lookup(
         newest.setdefault(r.domain, r)
     found = [newest[d] for d in DOMAINS if d in newest]  # one query on every lookup, not three
     if not found:
-        raise NotFound(f"no ATT&CK release loaded{f' for version {version}' if version else ''}")
+        wanted = f" for version {version}" if version else ""
+        raise NotFound(f"no ATT&CK release loaded{wanted}{_loaded(session)}")
     return found
 
 

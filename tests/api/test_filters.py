@@ -272,3 +272,16 @@ def test_text_search_refuses_control_characters(client: TestClient, path: str, q
     r = client.get(path, params={"q": q})
     assert r.status_code == 422, r.text
     assert "q" in r.text
+
+
+def test_unknown_release_lists_the_loaded_ones(client: TestClient) -> None:
+    r = client.get("/api/v1/coverage", params={"version": "9.9"})
+    assert r.status_code == 404
+    message = r.json()["error"]["message"]
+    head, _, loaded = message.partition("; loaded: ")
+    assert head == "no ATT&CK release loaded for enterprise 9.9"
+    listed = client.get("/api/v1/releases").json()
+    assert loaded.split(", ") == sorted(
+        (f"{x['domain']} {x['version']}" for x in listed),
+        key=lambda s: (s.split()[0], [int(p) for p in s.split()[1].split(".")]),
+    )

@@ -438,7 +438,9 @@ def test_cli_diff(db_path: Path) -> None:
     assert "T1574.002" in shown and "T1574.001" in shown
     bad = kbmap("diff", "17.1", "99.0", db=db)
     assert bad.returncode == 1
-    assert bad.stderr.strip() == "kbmap: no ATT&CK release loaded for enterprise 99.0"
+    head, _, loaded = bad.stderr.strip().partition("; loaded: ")
+    assert head == "kbmap: no ATT&CK release loaded for enterprise 99.0"
+    assert {"enterprise 16.1", "enterprise 17.1", "enterprise 18.1"} <= set(loaded.split(", "))
 
 
 def test_diff_on_both_backends(loaded_engine: Engine) -> None:

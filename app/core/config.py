@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from app.core.errors import InvalidInput
@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     download_timeout: float = Field(default=30.0, gt=0)  # longest silence of one read
     download_retries: int = Field(default=3, ge=0)
     download_deadline: float = Field(default=600.0, gt=0)  # one whole download, retries included
+    # `kbmap refresh --taxii --user NAME`: the password, never an argument (shell history, ps)
+    taxii_password: SecretStr | None = None
     limits: Limits = Field(default_factory=Limits)
     coverage: CoverageWeights = Field(default_factory=CoverageWeights)
     # app/kb is a link to the checkout's kb/ and a real folder in a wheel: one path for both.

@@ -104,7 +104,7 @@ def refresh(
     if version is not None:
         version_key(version)  # refuse '18' or 'latest' before any download
     manifest = _read_manifest(settings)
-    ready: dict[str, _Verified] = {}  # releases downloaded already (a bundle source)
+    ready: dict[str, Verified] = {}  # releases downloaded already (a bundle source)
     if index_url or index_file or not _is_bundle_url(settings.attack_source):
         source = str(index_file) if index_file else index_url or _default_index(settings)
         index = _read_index(source, settings, backoff=download_backoff, step=step)
@@ -113,22 +113,22 @@ def refresh(
         bundle = _bundle_source(source, settings, manifest, backoff=download_backoff, step=step)
         index, ready[source] = CollectionIndex(source, (bundle.entry,)), bundle
         wanted = wanted if domains else [bundle.entry.domain]
-    plan, skipped = _choose(engine, index, wanted, version)
+    plan, skipped = choose_releases(engine, index, wanted, version)
 
     if dry_run:
         fetched = [
             Fetched(e.domain, e.version, e.url, e.modified, pinned=_pin(manifest, e) is not None)
             for e in plan
         ]
-        return _report(source, True, fetched, skipped)
+        return refresh_report(source, True, fetched, skipped)
 
     verified = [
         ready.get(e.url)
         or _download_and_verify(e, settings, manifest, backoff=download_backoff, step=step)
         for e in plan
     ]
-    fetched = _write_all(engine, verified, skipped, step=step)
-    return _report(source, False, fetched, skipped)
+    fetched = write_verified(engine, verified, skipped, step=step)
+    return refresh_report(source, False, fetched, skipped)
 
 
 def _wanted_domains(domains: list[str] | None) -> list[str]:
@@ -175,7 +175,7 @@ def _read_index(
     return parse_index(raw, source=source)
 
 
-def _choose(
+def choose_releases(
     engine: Engine, index: CollectionIndex, wanted: list[str], version: str | None
 ) -> tuple[list[IndexEntry], list[Skipped]]:
     """Per domain: the named or newest release of the index, unless it (or newer) is loaded."""
@@ -222,7 +222,7 @@ def _pin(manifest: dict[tuple[str, str], ManifestEntry], entry: IndexEntry) -> s
 
 
 @dataclass(frozen=True)
-class _Verified:
+class Verified:
     entry: IndexEntry
     parsed: ParsedRelease
     pinned: bool
@@ -235,7 +235,7 @@ def _download_and_verify(
     *,
     backoff: float,
     step: Step | None,
-) -> _Verified:
+) -> Verified:
     """Download one release and refuse it unless it is exactly what the index and manifest say."""
     label = f"{entry.domain} {entry.version}"
     parsed = _download_parsed(entry.url, label, settings, backoff=backoff, step=step)
@@ -249,7 +249,7 @@ def _bundle_source(
     *,
     backoff: float,
     step: Step | None,
-) -> _Verified:
+) -> Verified:
     """KBMAP_ATTACK_SOURCE names a bundle URL: that bundle, as given, is the one release on
     offer (never MITRE's index instead); what it holds is known once it is downloaded."""
     parsed = _download_parsed(url, url, settings, backoff=backoff, step=step)
@@ -286,7 +286,7 @@ def _download_parsed(
 
 def _checked(
     entry: IndexEntry, parsed: ParsedRelease, manifest: dict[tuple[str, str], ManifestEntry]
-) -> _Verified:
+) -> Verified:
     """The download is the release the entry promised, with the manifest's hash if it pins one."""
     label, found = f"{entry.domain} {entry.version}", f"{parsed.domain} {parsed.version}"
     if found != label:
@@ -299,11 +299,11 @@ def _checked(
             f"sha256 of {label} is {parsed.sha256}, but the release manifest pins {pin}",
             Location(file=entry.url),
         )
-    return _Verified(entry, parsed, pinned=pin is not None)
+    return Verified(entry, parsed, pinned=pin is not None)
 
 
-def _write_all(
-    engine: Engine, verified: list[_Verified], skipped: list[Skipped], *, step: Step | None
+def write_verified(
+    engine: Engine, verified: list[Verified], skipped: list[Skipped], *, step: Step | None
 ) -> list[Fetched]:
     """Write every verified release in one transaction: all of them or none."""
     fetched: list[Fetched] = []
@@ -333,7 +333,7 @@ def _write_all(
     return fetched
 
 
-def _report(
+def refresh_report(
     index: str, dry_run: bool, fetched: list[Fetched], skipped: list[Skipped]
 ) -> RefreshReport:
     names = ", ".join(f"{f.domain} {f.version}" for f in fetched)

@@ -1,4 +1,5 @@
-"""Pure: a canonical catalog document → YAML, JSON or CSV bytes (the formats it imports from)."""
+"""Pure: a canonical catalog document → YAML, JSON or CSV bytes (the formats it imports from);
+the table of every export format (STIX too)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import io
 from typing import Any
 
 import orjson
-import yaml
 
-from app.catalog.base import CONTROL_CHARS
+# light to import (no yaml, no settings): the CLI builds its help from EXPORTS
 
 MULTI = ("techniques", "tactics", "data_sources", "platforms", "references")
 CSV_COLUMNS = (
@@ -30,12 +30,18 @@ FORMULA_PREFIX = "'"
 # items escape `\` and `;` with a backslash, so an import can undo both exactly
 ESCAPED_LINE = ("escaped", "kbmap")
 MEDIA = {"yaml": "application/yaml", "json": "application/json", "csv": "text/csv"}
+# every format an export writes, with its media type and file suffix: the one list the route,
+# the CLI and their error message show (`stix` is built by stix_bundle.py, not `render`)
+EXPORTS = {**MEDIA, "stix": "application/stix+json;version=2.1"}
+SUFFIXES = {**{fmt: fmt for fmt in MEDIA}, "stix": "stix.json"}
 
 
 def render(doc: dict[str, Any], fmt: str) -> bytes:
     if fmt == "json":
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
     if fmt == "yaml":
+        import yaml
+
         return yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True).encode()
     if fmt == "csv":
         return _csv(doc)
@@ -45,6 +51,8 @@ def render(doc: dict[str, Any], fmt: str) -> bytes:
 def _csv(doc: dict[str, Any]) -> bytes:
     """Every cell quoted (so commas, semicolons and line breaks never split a row, whatever a
     spreadsheet's separator) and formula-safe (`csv_cell`); `# key: value` lines first."""
+    from app.catalog.base import CONTROL_CHARS
+
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
     meta = [(key, doc.get(key)) for key in ("name", "vendor", "product", "version")]

@@ -27,7 +27,12 @@ from app.catalog.catalogs import catalog_read
 from app.catalog.models import CatalogRead, ImportReport, ImportWarning, ReleaseFallback
 from app.catalog.parallel import Pending
 from app.catalog.tables import Catalog
-from app.catalog.telemetry import LogSourceMap, data_components_for, load_log_source_map
+from app.catalog.telemetry import (
+    LogSourceMap,
+    data_components_for,
+    load_log_source_map,
+    unlinked_values,
+)
 from app.catalog.validate import Validation, validate_catalog
 from app.catalog.writing import Links, match_analytics, write_rules
 from app.core.cache import caches_of
@@ -206,6 +211,7 @@ def import_parsed(
         )
     clean_rules(parsed, settings.limits)
     table = log_source_map(settings)
+    parsed.issues += _unlinked_issues(parsed, table)
     with first_of_a_name("catalog", catalog_name), transaction(engine) as session:
         session.info["audit_target"] = catalog_name  # the audit event commits with the import
         release, fallback = pick_release(session, parsed, domain, version)
@@ -262,6 +268,26 @@ def _import_report(
         warnings=[ImportWarning.model_validate(i.as_dict()) for i in issues[:WARNINGS_KEPT]],
         warning_count=len(issues),
     )
+
+
+def _unlinked_issues(parsed: ParsedCatalog, table: LogSourceMap) -> list[Issue]:
+    """One warning per log-source value the tables cannot place, for a format that asks
+    (`FormatTelemetry.report_key`): the rule still imports, without that link."""
+    importer = registry.importers().get(parsed.format_id)
+    telemetry = getattr(importer, "telemetry", None)
+    key = getattr(telemetry, "report_key", None)
+    if key is None:
+        return []
+    found = unlinked_values((r.log_sources for r in parsed.rules), table, key)
+    section = telemetry.section if telemetry is not None else None
+    return [
+        Issue(
+            f"{key} {value!r} ({count} rule(s)) links to no data component: it is not in the "
+            f"{section!r} section of the log-source tables",
+            severity="warning",
+        )
+        for value, count in found.items()
+    ]
 
 
 def _same_name(session: Session, name: str) -> Catalog | None:

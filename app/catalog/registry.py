@@ -40,8 +40,10 @@ BUILTINS: dict[str, str] = {
     "sigma": "app.catalog.formats.sigma:SigmaImporter",
     "elastic": "app.catalog.formats.elastic:ElasticImporter",
     "splunk": "app.catalog.formats.splunk:SplunkImporter",
+    "sentinel": "app.catalog.formats.sentinel:SentinelImporter",
     "dettect-techniques": "app.catalog.formats.dettect_techniques:DettectTechniquesImporter",
     "canonical": "app.catalog.formats.canonical:CanonicalImporter",
+    "stix": "app.catalog.formats.stix:StixImporter",
 }
 ENTRY_POINT_GROUP = "kbmap.importers"
 

@@ -12,7 +12,7 @@ from app.auth.deps import WriteAccess
 from app.catalog import service as catalog_service
 from app.catalog import upgrade as catalog_upgrade
 from app.catalog.deps import CatalogsQuery
-from app.catalog.export import MEDIA
+from app.catalog.export import EXPORTS, MEDIA
 from app.catalog.models import CatalogRead, RuleRead
 from app.catalog.source import source_from_bytes
 from app.catalog.upgrade import UpgradeReport
@@ -22,6 +22,11 @@ from app.core.pages import Page
 
 router = APIRouter()
 NamePath = Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9._-]+$")]
+# checked by the service against `EXPORTS`, whose error lists them (one list, route and CLI)
+ExportFormat = Annotated[
+    str,
+    Query(max_length=20, description=", ".join(EXPORTS), json_schema_extra={"enum": [*EXPORTS]}),
+]
 
 
 def _inline_defs(node: Any, defs: dict[str, Any]) -> Any:
@@ -48,6 +53,7 @@ def _export_content() -> dict[str, Any]:
         MEDIA["yaml"]: {"schema": {"type": "string"}},
         MEDIA["csv"]: {"schema": {"type": "string"}},
         MEDIA["json"]: {"schema": _inline_defs(schema, schema.get("$defs", {}))},
+        EXPORTS["stix"]: {"schema": {"type": "string", "description": "a STIX 2.1 bundle"}},
     }
 
 
@@ -102,12 +108,14 @@ def get_catalog(session: SessionDep, name: NamePath) -> CatalogRead:
     tags=["catalogs"],
     response_class=Response,
     responses={
-        200: {"description": "the catalog in the canonical format", "content": _export_content()}
+        200: {
+            "description": "the catalog in the canonical format or STIX 2.1",
+            "content": _export_content(),
+        }
     },
 )
-def export_catalog(
-    session: SessionDep, name: NamePath, format: Literal["yaml", "json", "csv"] = "yaml"
-) -> Response:
+def export_catalog(session: SessionDep, name: NamePath, format: ExportFormat = "yaml") -> Response:
+    """The catalog in kbmap's canonical format (YAML, JSON, CSV) or as a STIX 2.1 bundle."""
     content, media, filename = catalog_service.export_catalog(session, name=name, fmt=format)
     return Response(
         content,

@@ -18,6 +18,7 @@ from app.catalog.catalogs import get_catalog_row as get_catalog_row
 from app.catalog.catalogs import list_catalogs as list_catalogs
 from app.catalog.exporting import canonical_document as canonical_document
 from app.catalog.exporting import export_catalog as export_catalog
+from app.catalog.exporting import stix_export as stix_export
 from app.catalog.importing import ImportResult as ImportResult
 from app.catalog.importing import catalog_name_from as catalog_name_from
 from app.catalog.importing import import_catalog as import_catalog
@@ -87,6 +88,7 @@ __all__ = [
     "rule_states",
     "rule_telemetry",
     "rules_for_techniques",
+    "stix_export",
     "write_rules",
     "written_mappings",
 ]

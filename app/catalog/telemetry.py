@@ -57,6 +57,9 @@ class FormatTelemetry:
     load: Callable[[Loader, Any, LogSourceMap], Reader]
     section: str | None = None  # its top-level key in the tables file
     file: str | None = None  # None: log-sources.yaml; a plugin's own file (absolute, or beside)
+    # an entry key whose values the import report names when no entry carrying them links
+    # (Sentinel's `data_type`: a table missing from its section is worth saying)
+    report_key: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,6 +249,24 @@ def _rule_hits(log_sources: list[dict[str, str]], t: LogSourceMap) -> list[Hit]:
     (an Elastic rule's "Data Source: Elastic Defend" tag beside its process index)."""
     hits = [hit for entry in log_sources for hit in _hits(entry, t)]
     return [hit for hit in hits if not hit.coarse] or hits
+
+
+def unlinked_values(
+    rules: Iterable[list[dict[str, str]]], table: LogSourceMap, key: str
+) -> dict[str, int]:
+    """Values of `key` that no entry of a rule links to anything, with the number of rules
+    naming them, most named first: what the tables lack for this catalog."""
+    counts: dict[str, int] = {}
+    for log_sources in rules:
+        linked: dict[str, bool] = {}
+        for entry in log_sources:
+            value = entry.get(key)
+            if isinstance(value, str) and value.strip():
+                found = bool(_hits(entry, table))
+                linked[value.strip()] = linked.get(value.strip(), False) or found
+        for value in (v for v, ok in linked.items() if not ok):
+            counts[value] = counts.get(value, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def data_components_for(

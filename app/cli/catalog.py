@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from app.catalog.export import EXPORTS  # light: the export formats, no renderer loaded
 from app.catalog.registry import BUILTINS  # light: names the built-ins, imports none
 from app.cli.audit import audited
 from app.cli.common import echo_json, engine, progress, settings
@@ -147,12 +148,12 @@ def show(name: str, json_out: Annotated[bool, typer.Option("--json")] = False) -
 @app.command("export")
 def export(
     name: str,
-    format: Annotated[str, typer.Option("--format", "-f", help="yaml, csv or json")] = "yaml",
+    format: Annotated[str, typer.Option("--format", "-f", help=", ".join(EXPORTS))] = "yaml",
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="file (default: stdout)")
     ] = None,
 ) -> None:
-    """Write a catalog in kbmap's canonical format."""
+    """Write a catalog in kbmap's canonical format (YAML, CSV, JSON) or as a STIX 2.1 bundle."""
     from sqlmodel import Session
 
     from app.catalog import service as catalog_service

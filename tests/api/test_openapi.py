@@ -71,7 +71,12 @@ def test_export_declares_every_format_and_the_json_form_matches_its_schema(
     client: TestClient, spec: dict[str, Any]
 ) -> None:
     content = _answer(spec, "/api/v1/catalogs/{name}/export")
-    assert set(content) == {"application/yaml", "text/csv", "application/json"}
+    assert set(content) == {
+        "application/yaml",
+        "text/csv",
+        "application/json",
+        "application/stix+json;version=2.1",
+    }
     schema = content["application/json"]["schema"]
     doc = client.get("/api/v1/catalogs/maxpatrol-siem/export", params={"format": "json"}).json()
     jsonschema.Draft202012Validator(schema).validate(doc)

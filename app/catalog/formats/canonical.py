@@ -38,7 +38,7 @@ from app.core.limits import json_depth_ok, loads_json
 CATALOG_FIELDS = ("name", "vendor", "product", "version", "attack", "rules")
 TEXT_FIELDS = ("name", "title", "description", "package", "severity", "status")
 LIST_FIELDS = ("techniques", "tactics", "data_sources", "platforms", "references")
-RULE_FIELDS = ("id", *TEXT_FIELDS, *LIST_FIELDS, "enabled")
+RULE_FIELDS = ("id", *TEXT_FIELDS, *LIST_FIELDS, "enabled", "body")
 META_KEYS = ("name", "vendor", "product", "version", "attack.domain", "attack.version")
 ATTACK_DOMAINS = ("enterprise", "mobile", "ics")
 
@@ -288,6 +288,11 @@ def _make_rule(
         if not TECHNIQUE.match(ref):
             message = f"technique {ref!r} is not Txxxx or Txxxx.xxx (optionally @tactic)"
             issues.append(error(message, *where.at("techniques")))
+    body = values.get("body")  # the rule in its own language: kept exactly, never stripped
+    if body is not None and not isinstance(body, str):
+        issues.append(error("body must be a string", *where.at("body")))
+    elif body:
+        rule.body = body
     enabled = values.get("enabled", True)
     if not isinstance(enabled, bool):
         issues.append(error("enabled must be true or false", *where.at("enabled")))

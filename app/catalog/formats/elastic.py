@@ -199,6 +199,8 @@ def _build(
         line=line,
         raw_tags=tags,
     )
+    query = table.get("query")  # its language stays in extra["language"]
+    rule.body = query if isinstance(query, str) else None
     indexes = str_list(table.get("index"), issues, path, line, "rule.index")
     rule.log_sources = [{"index": i} for i in indexes]
     rule.log_sources += [{"data_source": v} for v in _tag_values(tags, "Data Source")]

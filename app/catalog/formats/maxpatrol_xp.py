@@ -139,6 +139,7 @@ class _RuleReader:
         self.limits = limits
         self.issues = issues
         self.files_read = 0
+        self.body: str | None = None  # rule.co, once `_body` has read it
 
     def line_of(self, key: str) -> int:
         """The line of a top-level `key:` in metainfo.yaml (for issue locations); 1 if absent."""
@@ -223,6 +224,7 @@ class _RuleReader:
             references=_str_list(expert.get("References")),
             path=path,
             extra=extra,
+            body=self.body,
         )
 
     def _attack(self, attack: Any) -> tuple[list[str], list[str], list[list[str]]]:
@@ -292,6 +294,7 @@ class _RuleReader:
             return [], []
         self.files_read += 1
         text = data.decode("utf-8", "replace")
+        self.body = text
         importance: list[str] = []
         types: list[str] = []
         for value in _IMPORTANCE.findall(text):

@@ -17,7 +17,7 @@ from app.catalog.base import CatalogSource, ParsedCatalog, ParsedRule
 from app.catalog.formats._common import add, is_xp_tree, scalar_list, scalar_text
 from app.catalog.parallel import Pending, start_map
 from app.catalog.telemetry import FormatTelemetry, Hit, Loader, LogSourceMap
-from app.core.bounded_yaml import load_yaml_documents, utf8_head
+from app.core.bounded_yaml import load_yaml_documents, utf8_head, yaml_text
 from app.core.config import Limits
 from app.core.errors import InvalidInput, Issue, Location
 
@@ -218,11 +218,15 @@ def _read_file(
     """One file's rule (None for a non-rule) and its issues: the unit a parse runs in parallel."""
     path, data, folder = job
     try:
-        docs = load_yaml_documents(data, name=path, max_aliases=max_aliases)
+        text = yaml_text(data, name=path)  # decoded once: parsed, and kept as the rule's body
+        docs = load_yaml_documents(text, name=path, max_aliases=max_aliases)
     except InvalidInput as exc:
         return None, [Issue(exc.message, exc.location or Location(file=path))]
     issues: list[Issue] = []
-    return _rule(path, docs, folder, strict, issues), issues
+    rule = _rule(path, docs, folder, strict, issues)
+    if rule is not None:
+        rule.body = text
+    return rule, issues
 
 
 def _assemble(

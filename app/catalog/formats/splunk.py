@@ -219,6 +219,8 @@ def _build(
         path=path,
         line=lines.get("id"),
     )
+    search = doc.get("search")
+    rule.body = search if isinstance(search, str) else None
     sources = str_list(doc.get("data_source"), issues, *at("data_source"))
     rule.log_sources = [{"data_source": s} for s in sources]
     tags = doc.get("tags") or {}

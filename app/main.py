@@ -26,6 +26,7 @@ from app.core.config import Settings
 from app.core.db import make_engine, schema_at_start
 from app.core.errors import KbmapError
 from app.history import service as history_service
+from app.mcp import http as mcp_http
 from app.models import METADATA
 from app.web.routes import STATIC_DIR
 from app.web.routes import router as web_router
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine, METADATA
         )  # a database down: 503s until it is back
         app.state.page_threads = anyio.CapacityLimiter(PAGE_THREADS)
-        yield
+        async with mcp_http.running(app.state, engine, settings):  # /mcp's handler
+            yield
         engine.dispose()
 
     app = FastAPI(
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(api_router, prefix="/api/v1")
     docs.mount(app)
+    mcp_http.mount(app.router)  # MCP for assistants, behind the read guard of its own
     app.include_router(web_router)  # server-rendered pages at the root
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(AuditWrites, settings=settings)

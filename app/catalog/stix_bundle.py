@@ -39,6 +39,7 @@ KILL_CHAIN = "mitre-attack"
 PATTERN_TYPES = {
     "sigma": "sigma",
     "splunk": "spl",
+    "sentinel": "kql",
     "maxpatrol-xp": "x-kbmap-maxpatrol-xp",
 }
 ELASTIC_LANGUAGES = {"eql": "eql", "esql": "esql", "kuery": "kuery", "lucene": "lucene"}

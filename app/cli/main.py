@@ -27,6 +27,7 @@ from app.cli import diff as diff_cli
 from app.cli import environment as environment_cli
 from app.cli import history as history_cli
 from app.cli import layer as layer_cli
+from app.cli import mcp as mcp_cli
 from app.cli import refresh as refresh_cli
 from app.cli import token as token_cli
 from app.cli.common import dispose_engines
@@ -79,6 +80,7 @@ diff_cli.register(app)
 environment_cli.register(app)
 history_cli.register(app)
 layer_cli.register(app)
+mcp_cli.register(app)
 refresh_cli.register(app)
 token_cli.register(app)
 

@@ -318,3 +318,32 @@ def test_canonical_exports_carry_bodies_and_reimport_them(
             if m.name.endswith("/rule.co") and m.name.rsplit("/", 1)[0] in xp_rules()
         )
     assert sorted(b for b in bodies.values() if b) == raw
+
+
+def test_sentinel_rules_export_their_kql(catalog_settings: Settings) -> None:
+    """A Sentinel rule's query is its indicator's pattern, in `kql`; a retired rule without a
+    query is a reference. Expected queries are read from the fixture YAML directly."""
+    import yaml
+
+    folder = Path(__file__).parent.parent / "fixtures" / "catalogs" / "sentinel"
+    queries = {}
+    for path in folder.rglob("*.yaml"):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        if isinstance(doc, dict) and doc.get("id") and doc.get("name"):
+            queries[str(doc["id"])] = doc.get("query")
+    engine = make_engine(catalog_settings.database_url)
+    source = open_source(str(folder), catalog_settings.limits)
+    catalog_service.import_catalog(engine, catalog_settings, source=source, name="sentinel-fx")
+    with Session(engine) as s:
+        data = catalog_service.export_catalog(s, name="sentinel-fx", fmt="stix")[0]
+    engine.dispose()
+    indicators = _objects(data, "indicator")
+    assert indicators and validate_string(data.decode()).is_valid
+    by_rule = {i["x_kbmap_rule_id"]: i for i in indicators}
+    assert set(by_rule) <= set(queries)
+    for rule_id, ind in by_rule.items():
+        query = queries[rule_id]
+        if query:
+            assert (ind["pattern_type"], ind["pattern"]) == ("kql", query)
+        else:
+            assert ind["pattern_type"] == "x-kbmap-reference"

@@ -32,6 +32,8 @@ from stix2.v21 import (
     Relationship,
 )
 
+from app.catalog.formats.stix import REFERENCE_TYPE
+
 NAMESPACE = uuid.UUID("6f1d7e2a-4b1c-5d8e-9a3f-6b0c2d4e8f17")  # kbmap's, fixed forever
 KILL_CHAIN = "mitre-attack"
 # a rule's language as STIX's open pattern-type vocabulary names it (pattern-type-ov: sigma);
@@ -43,8 +45,6 @@ PATTERN_TYPES = {
     "maxpatrol-xp": "x-kbmap-maxpatrol-xp",
 }
 ELASTIC_LANGUAGES = {"eql": "eql", "esql": "esql", "kuery": "kuery", "lucene": "lucene"}
-# a rule stored without its body: `pattern` names the rule (catalog/rule id) instead
-REFERENCE_TYPE = "x-kbmap-reference"
 PLACED = ("ok", "remapped")
 # an http(s) URI in RFC 3986's characters (unreserved, reserved but brackets, %-escapes)
 URI = re.compile(r"https?://(?:[A-Za-z0-9\-._~:/?#@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")

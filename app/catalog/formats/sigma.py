@@ -218,8 +218,8 @@ def _read_file(
     """One file's rule (None for a non-rule) and its issues: the unit a parse runs in parallel."""
     path, data, folder = job
     try:
-        text = yaml_text(data, name=path)  # decoded once: parsed, and kept as the rule's body
-        docs = load_yaml_documents(text, name=path, max_aliases=max_aliases)
+        docs = load_yaml_documents(data, name=path, max_aliases=max_aliases)  # libyaml decodes
+        text = yaml_text(data, name=path)  # the rule's body (bytes parse faster than a str)
     except InvalidInput as exc:
         return None, [Issue(exc.message, exc.location or Location(file=path))]
     issues: list[Issue] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -57,10 +58,9 @@ def app(client: TestClient) -> FastAPI:
     return client.app
 
 
-def assert_invalid(r: object, *secrets: str) -> None:
-    from httpx import Response
-
-    assert isinstance(r, Response)
+def assert_invalid(r: Any, *secrets: str) -> None:
+    """`r` is a TestClient response: httpx's, or httpx2's where that is installed (the MCP SDK
+    brings it, and Starlette's TestClient prefers it)."""
     assert r.status_code == 401
     assert r.json() == INVALID
     assert r.headers["www-authenticate"] == "Bearer"

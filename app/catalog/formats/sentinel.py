@@ -43,27 +43,11 @@ SNIFF_MARK = re.compile(
     rb"^(?:requiredDataConnectors|relevantTechniques|queryFrequency|kind)[ \t]*:", re.M
 )
 RULE_FOLDERS = frozenset({"analytic rules", "analytics rules"})
-# Sentinel's AttackTactic values (Microsoft.SecurityInsights alertRules API) → ATT&CK short names
-TACTICS = {
-    "Reconnaissance": "reconnaissance",
-    "ResourceDevelopment": "resource-development",
-    "InitialAccess": "initial-access",
-    "Execution": "execution",
-    "Persistence": "persistence",
-    "PrivilegeEscalation": "privilege-escalation",
-    "DefenseEvasion": "defense-evasion",
-    "CredentialAccess": "credential-access",
-    "Discovery": "discovery",
-    "LateralMovement": "lateral-movement",
-    "Collection": "collection",
-    "CommandAndControl": "command-and-control",
-    "Exfiltration": "exfiltration",
-    "Impact": "impact",
-    "Evasion": "evasion",  # ICS
-    "InhibitResponseFunction": "inhibit-response-function",  # ICS
-    "ImpairProcessControl": "impair-process-control",  # ICS
-}
-_TACTIC_KEYS = {re.sub(r"[^a-z]", "", k.lower()): v for k, v in TACTICS.items()}
+# Sentinel's AttackTactic values (Microsoft.SecurityInsights alertRules API) are ATT&CK's tactic
+# names in CamelCase (`CommandAndControl`, ICS `InhibitResponseFunction`): their words, hyphened,
+# are the short names. No table of tactics here: which exist is the release's to say (validation).
+TACTIC_WORD = re.compile(r"[A-Z][a-z]*|[a-z]+")
+TACTIC_NAME = re.compile(r"[A-Za-z][A-Za-z \-_]*")
 SEVERITIES = frozenset({"informational", "low", "medium", "high", "critical"})
 DEPRECATED_NAME = re.compile(r"^\s*\[deprecated\]|\[deprecated\]\s*$", re.I)
 DISABLED_STATUSES = frozenset({"deprecated", "retired"})
@@ -399,7 +383,7 @@ def _tactics(
     release's unknown tactics) and named in a warning here."""
     out: list[str] = []
     for name in written:
-        short = _TACTIC_KEYS.get(re.sub(r"[^a-z]", "", name.lower()))
+        short = _short_name(name)
         if short is None:
             issues.append(warning(_unknown_tactic(name), path, line, fld))
             short = name
@@ -408,13 +392,21 @@ def _tactics(
     return out
 
 
+def _short_name(name: str) -> str | None:
+    """`CommandAndControl` → `command-and-control`; None for what is not a tactic name at all,
+    or for `PreAttack` (the retired PRE-ATT&CK matrix, no tactic of today's releases)."""
+    if not TACTIC_NAME.fullmatch(name.strip()) or name.strip().lower() == "preattack":
+        return None
+    return "-".join(w.lower() for w in TACTIC_WORD.findall(name))
+
+
 def _unknown_tactic(name: str) -> str:
-    if name.lower() == "preattack":
+    if name.strip().lower() == "preattack":
         return (
             "tactic 'PreAttack' is the retired PRE-ATT&CK matrix (now the reconnaissance and "
             "resource-development tactics, which one cannot tell apart here); kept as written"
         )
-    return f"unknown tactic {name!r}; kept as written (known: {', '.join(TACTICS)}, PreAttack)"
+    return f"tactic {name!r} is not a tactic name in CamelCase; kept as written"
 
 
 def _connectors(

@@ -28,7 +28,7 @@ from app.core.errors import KbmapError
 from app.history import service as history_service
 from app.mcp import http as mcp_http
 from app.models import METADATA
-from app.web.routes import STATIC_DIR
+from app.web.rendering import STATIC_DIR
 from app.web.routes import router as web_router
 
 # Worker threads for technique pages, apart from the 40 the other sync routes share. A cached page

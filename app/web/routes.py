@@ -10,24 +10,17 @@ error's status; the JSON error handler of the API stays untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from pathlib import Path as FsPath
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import Query
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.routing import APIRoute
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from app.attack import service as attack_service
 from app.attack.deps import DomainQuery, LookupReleasesDep, ReleaseDep, VersionQuery
-from app.auth.deps import ReadAccess
 from app.catalog import service as catalog_service
 from app.catalog.deps import CatalogsQuery
 from app.core.deps import IdPath, SessionDep, SettingsDep
-from app.core.errors import KbmapError
 from app.coverage import service as coverage_service
 from app.environment import service as environment_service
 from app.environment.deps import EnvironmentPath, EnvironmentQuery
@@ -35,87 +28,10 @@ from app.history import service as history_service
 from app.history.deps import HistoryScopeDep
 from app.layer import service as layer_service
 from app.technique_page import service as page_service
-from app.web import views
+from app.web import diff_routes, object_routes, rule_routes, search_routes, views
+from app.web.rendering import GroupsQuery, NamePath, PlatformQuery, page_router, render
 
-if TYPE_CHECKING:
-    pass
-
-HERE = FsPath(__file__).resolve().parent
-STATIC_DIR = HERE / "static"
-
-_env = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=select_autoescape(["html"], default_for_string=True, default=True),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_env.globals.update(
-    attack_href=views.attack_href,
-    technique_href=views.technique_href,
-    query=views.query,
-    rule_line=views.rule_line,
-    score_fill=views.score_fill,
-    signed=views.signed,
-)
-
-NamePath = Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9._-]+$")]
-PlatformQuery = Annotated[list[str] | None, Query(max_length=20, description="platform(s)")]
-GroupsQuery = Annotated[
-    list[str] | None,
-    Query(max_length=50, description="groups, software, campaigns: id, name or alias"),
-]
-
-
-def render(
-    template: str,
-    /,
-    *,
-    status_code: int = 200,
-    headers: dict[str, str] | None = None,
-    **context: Any,
-) -> HTMLResponse:
-    """One template as a whole HTML response (rendered in one go: pages are small)."""
-    return HTMLResponse(_env.get_template(template).render(**context), status_code, headers)
-
-
-def error_page(status: int, code: str, message: str) -> HTMLResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None  # as the API (RFC 6750)
-    return render(
-        "error.html", status_code=status, headers=headers, status=status, code=code, message=message
-    )
-
-
-class HtmlErrorRoute(APIRoute):
-    """Turns errors raised by a page's dependencies or service calls into HTML error pages.
-
-    A route class rather than an app-wide exception handler, so /api/v1 keeps its JSON errors.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except KbmapError as exc:
-                return error_page(exc.status, exc.code, exc.message)
-            except RequestValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
-                    for e in exc.errors()
-                )
-                return error_page(422, "invalid_input", problems or "invalid request")
-
-        return route
-
-
-router = APIRouter(
-    route_class=HtmlErrorRoute,
-    dependencies=[ReadAccess],
-    default_response_class=HTMLResponse,
-    include_in_schema=False,
-)
+router = page_router()
 
 
 @router.get("/")
@@ -401,3 +317,7 @@ def history(
         environments=environment_service.list_environments(session),
         domains=sorted({r.domain for r in attack_service.list_releases(session)}),
     )
+
+
+for _pages in (object_routes, rule_routes, diff_routes, search_routes):
+    router.include_router(_pages.router)

@@ -131,10 +131,24 @@ def technique_href(attack_id: str, *, version: str | None = None, domain: str | 
     return f"/techniques/{quote(attack_id)}" + (f"?{q}" if q else "")
 
 
+# ATT&CK id prefix → kbmap's page folder of that kind (issue 18: every link stays inside kbmap)
+PAGE_FOLDER = {
+    "G": "groups",
+    "S": "software",
+    "C": "campaigns",
+    "M": "mitigations",
+    "DS": "data-sources",
+    "DC": "data-components",
+    "DET": "detection-strategies",
+    "AN": "analytics",
+}
+
+
 def attack_href(
     attack_id: str | None, *, version: str | None = None, domain: str | None = None
 ) -> str | None:
-    """kbmap's page for a technique; attack.mitre.org for any other ATT&CK id; None otherwise."""
+    """kbmap's page for an ATT&CK id; attack.mitre.org for kinds kbmap has no page of (tactics,
+    assets); None for anything that is not an ATT&CK id."""
     if not attack_id:
         return None
     if _TECHNIQUE.match(attack_id):
@@ -142,7 +156,21 @@ def attack_href(
     m = _ID.match(attack_id)
     if m is None:
         return None
-    return f"{ATTACK_SITE}/{_SITE_FOLDER[m.group(1)]}/{attack_id}/"
+    folder = PAGE_FOLDER.get(m.group(1))
+    if folder is None:
+        return site_href(attack_id)
+    q = query(version=version, domain=domain)
+    return f"/{folder}/{attack_id}" + (f"?{q}" if q else "")
+
+
+def site_href(attack_id: str | None) -> str | None:
+    """The object's page on attack.mitre.org: the secondary "on attack.mitre.org" link."""
+    if not attack_id:
+        return None
+    if _TECHNIQUE.match(attack_id):
+        return f"{ATTACK_SITE}/techniques/{attack_id.replace('.', '/')}/"
+    m = _ID.match(attack_id)
+    return None if m is None else f"{ATTACK_SITE}/{_SITE_FOLDER[m.group(1)]}/{attack_id}/"
 
 
 # ---- ATT&CK text -----------------------------------------------------------------------------

@@ -28,13 +28,17 @@ def test_text_is_escaped_and_keeps_paragraphs_lists_code_and_links() -> None:
     assert html.count('href="#cite-1"') == 2 and "(Citation" not in html
 
 
-def test_attack_href_kbmap_for_techniques_attack_site_for_others() -> None:
+def test_attack_href_stays_inside_kbmap_with_the_site_as_secondary() -> None:
     assert views.attack_href("T1550.001", version="17.1") == "/techniques/T1550.001?version=17.1"
-    assert views.attack_href("G0016") == "https://attack.mitre.org/groups/G0016/"
-    assert views.attack_href("DS0006") == "https://attack.mitre.org/datasources/DS0006/"
-    assert views.attack_href("DC0007") == "https://attack.mitre.org/datacomponents/DC0007/"
-    assert views.attack_href("AN0526") == "https://attack.mitre.org/analytics/AN0526/"
-    assert views.attack_href("S0002") == "https://attack.mitre.org/software/S0002/"
+    assert views.attack_href("G0016") == "/groups/G0016"
+    assert views.attack_href("DS0006", version="17.1") == "/data-sources/DS0006?version=17.1"
+    assert views.attack_href("DC0007") == "/data-components/DC0007"
+    assert views.attack_href("DET0185") == "/detection-strategies/DET0185"
+    assert views.attack_href("AN0526") == "/analytics/AN0526"
+    assert views.attack_href("S0002") == "/software/S0002"
+    assert views.attack_href("TA0008") == "https://attack.mitre.org/tactics/TA0008/"
+    assert views.site_href("G0016") == "https://attack.mitre.org/groups/G0016/"
+    assert views.site_href("T1550.001") == "https://attack.mitre.org/techniques/T1550/001/"
     assert views.attack_href(None) is None and views.attack_href("x<y") is None
 
 

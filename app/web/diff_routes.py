@@ -1,0 +1,7 @@
+"""The release diff page and the technique Markdown export (issue 18, being written)."""
+
+from __future__ import annotations
+
+from app.web.rendering import page_router
+
+router = page_router()

@@ -1,0 +1,8 @@
+"""Group, software, campaign, mitigation, data source, data component, detection strategy and
+analytic pages (issue 18, being written)."""
+
+from __future__ import annotations
+
+from app.web.rendering import page_router
+
+router = page_router()

@@ -1,0 +1,7 @@
+"""Rule pages, the catalog rule list and the catalog comparison page (issue 18, being written)."""
+
+from __future__ import annotations
+
+from app.web.rendering import page_router
+
+router = page_router()

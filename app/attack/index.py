@@ -8,7 +8,7 @@ Each is built once per loaded release and kept in the database's cache owner und
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -70,6 +70,8 @@ class TechniqueIndex:
     techniques: dict[str, TechniqueInfo]
     tactics: list[TacticRead]
     other_domains: dict[str, str]  # technique id → domain, for ids found only in other domains
+    # attack-pattern STIX id → technique id: a STIX bundle may name a technique only by its id
+    by_stix: dict[str, str] = field(default_factory=dict)
 
     def final(self, attack_id: str) -> tuple[str, list[str]]:
         """Follow revoked-by to its end; returns the final id and the chain walked."""
@@ -152,6 +154,7 @@ def _build_technique_index(session: Session, release: Release) -> TechniqueIndex
         techniques=techniques,
         tactics=list_tactics(session, release=release),
         other_domains=others,
+        by_stix={o.stix_id: o.attack_id for o in rows if o.attack_id},
     )
 
 

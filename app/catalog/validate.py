@@ -25,6 +25,7 @@ from app.catalog.models import (
 _TECHNIQUE = re.compile(r"(?<![A-Za-z0-9])[Tt](\d{4})(?:[./_](\d{3}))?(?!\d)")
 _TACTIC_ID = re.compile(r"^TA\d{4}$", re.IGNORECASE)
 EXAMPLES = 5
+STIX_PREFIX = "attack-pattern--"
 
 
 def fold_technique(written: str) -> tuple[str | None, str | None]:
@@ -166,6 +167,8 @@ def _unique(items: list[str]) -> list[str]:
 
 
 def _check(written: str, index: TechniqueIndex, folder: dict[str, str]) -> Mapping:
+    if written.startswith(STIX_PREFIX):
+        return _check_stix_id(written, index)
     tid, pin = fold_technique(written)
     tactic = folder.get(_key(pin)) if pin else None
     if tid is None:
@@ -206,6 +209,18 @@ def _check(written: str, index: TechniqueIndex, folder: dict[str, str]) -> Mappi
         elif tactic not in info.tactics:
             m.tactic_ok = False
             m.note = _join(m.note, f"{info.id} is not under {tactic} in {index.version}")
+    return m
+
+
+def _check_stix_id(written: str, index: TechniqueIndex) -> Mapping:
+    """An attack-pattern named by STIX id only (a STIX bundle without the object): the release
+    says which technique it is, as the same check would for its ATT&CK id."""
+    tid = index.by_stix.get(written)
+    if tid is None:
+        note = f"{written} is not an attack-pattern of ATT&CK {index.domain} {index.version}"
+        return Mapping(written, None, None, "unknown", note=note)
+    m = _check(tid, index, {})
+    m.written = written
     return m
 
 

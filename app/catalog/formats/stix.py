@@ -6,9 +6,11 @@ catalog's facts on its `grouping`, so those are restored exactly (techniques as 
 validated again against the same release). A foreign indicator maps name, description, pattern
 (the body), pattern_type and valid_from (kept in extra), labels (tags), external references
 (URLs) and kill chain phases (tactics); its techniques are the ATT&CK ids (`external_references`
-of `source_name` mitre-attack) of the attack-patterns it `indicates`. An attack-pattern named only
-by its STIX id, a relationship or object of another kind: each is a warning, never dropped
-silently; an indicator that indicates nothing is still a rule (unmapped).
+of `source_name` mitre-attack) of the attack-patterns it `indicates`; an attack-pattern the bundle
+names only by its STIX id is kept as that id, which validation resolves against the release (a
+mapping like any other: ok, remapped, or unknown in the report). A relationship or object of
+another kind is a warning, never dropped silently; an indicator that indicates nothing is still a
+rule (unmapped).
 """
 
 from __future__ import annotations
@@ -210,6 +212,9 @@ class _Bundle:
         if not isinstance(target, str) or not target.startswith("attack-pattern--"):
             self.ignored[f"indicates relationship(s) to {str(target).partition('--')[0]}"] += 1
             return
+        if not _STIX_ID.match(target):
+            self.fail(f"{rel['id']}: target_ref {target[:80]!r} is not a STIX id", where)
+            return
         self.links.setdefault(source, []).append(target)
 
     def _rule(self, i: int, obj: dict[str, Any]) -> ParsedRule | None:
@@ -276,19 +281,16 @@ class _Bundle:
             self._technique(rule, target, where)
 
     def _technique(self, rule: ParsedRule, target: str, where: str) -> None:
-        if target not in self.techniques:
-            self.warn(
-                f"{rule.rule_id} indicates {target}, which is not in the bundle: its ATT&CK id "
-                "is unknown, so that mapping is not imported (export the bundle with its "
-                "attack-patterns)",
-                where,
-            )
-            return
-        tid = self.techniques[target]
+        """The technique an indicator indicates: its ATT&CK id when the bundle holds the
+        attack-pattern, else its STIX id, which validation resolves against the release."""
+        tid = self.techniques.get(target, target)
         if tid is None:
             self.warn(f"{rule.rule_id} indicates {target}, which has no mitre-attack id", where)
         elif tid not in rule.techniques:
             rule.techniques.append(tid)
+
+
+_STIX_ID = re.compile(r"^attack-pattern--[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
 
 
 def _attack_id(obj: dict[str, Any]) -> str | None:

@@ -132,20 +132,19 @@ def test_an_opencti_bundle_reads_indicators_and_their_techniques() -> None:
         "created_by_ref": IDENTITY,
         "created_by": "ACME CTI",
     }
-    assert rules[STIX_IND].techniques == ["T1003"]
+    assert rules[STIX_IND].techniques == ["T1003", AP_ABSENT]  # validation resolves the id
     assert rules[STIX_IND].extra["pattern_type"] == "stix"
     assert rules[LONE_IND].techniques == []  # still a rule, unmapped
 
 
 def test_what_a_catalog_does_not_read_is_reported_not_dropped_silently() -> None:
     warnings = _warnings(_parse(opencti_bundle()))
-    assert any(AP_ABSENT in w and "not in the bundle" in w for w in warnings)
     assert "1 malware object(s) ignored: a catalog reads indicators and what they indicate" in (
         warnings
     )
     assert any(w.startswith("1 relationship(s) of type based-on ignored") for w in warnings)
     assert any(w.startswith("1 indicates relationship(s) to malware ignored") for w in warnings)
-    assert len(warnings) == 4
+    assert len(warnings) == 3
 
 
 def test_an_attack_pattern_without_a_mitre_attack_id_is_a_warning() -> None:
@@ -267,10 +266,57 @@ def test_an_opencti_bundle_imports_with_its_mappings_resolved(loaded_settings: S
     mapped = {r.rule_id: [(m.technique, m.outcome) for m in r.mappings] for r in rules}
     assert mapped == {
         SIGMA_IND: [("T1059.001", "ok")],
-        STIX_IND: [("T1003", "ok")],
+        STIX_IND: [("T1003", "ok"), (None, "unknown")],  # AP_ABSENT is in no release
         LONE_IND: [],
     }
     engine.dispose()
+
+
+def test_an_attack_pattern_named_only_by_stix_id_resolves_against_the_release(
+    loaded_settings: Settings,
+) -> None:
+    """A bundle without its attack-patterns: the STIX ids are looked up in 18.1 (expected ids
+    read from the raw bundle), a revoked one follows its revoked-by chain as an ATT&CK id would."""
+    with gzip.open(attack_file("enterprise-attack-18.1.json.gz")) as f:
+        raw = [o for o in json.loads(f.read())["objects"] if o["type"] == "attack-pattern"]
+    ids = {o["id"]: _mitre_id(o) for o in raw}
+    revoked = next(o["id"] for o in raw if o.get("revoked") and ids[o["id"]])
+    doc = opencti_bundle()
+    doc["objects"] = [o for o in doc["objects"] if o["type"] != "attack-pattern"]
+    doc["objects"].append(_rel("indicates", LONE_IND, revoked, 9))
+    engine = make_engine(loaded_settings.database_url)
+    data = json.dumps(doc).encode()
+    result = catalog_service.import_catalog(
+        engine,
+        loaded_settings,
+        source=source_from_bytes("opencti.json", data, LIMITS),
+        name="bare",
+        domain="enterprise",
+        version="18.1",
+    )
+    assert result.catalog.report.outcomes.unknown == 1  # AP_ABSENT, reported, not dropped
+    with Session(engine) as s:
+        rules = {r.rule_id: r for r in catalog_service.list_rules(s, catalogs=["bare"]).items}
+    assert [(m.written, m.technique) for m in rules[SIGMA_IND].mappings] == [
+        (AP_1059, ids[AP_1059])
+    ]
+    stix = [(m.written, m.technique, m.outcome) for m in rules[STIX_IND].mappings]
+    assert stix == [(AP_1003, ids[AP_1003], "ok"), (AP_ABSENT, None, "unknown")]
+    (lone,) = rules[LONE_IND].mappings
+    assert (lone.written, lone.outcome) == (revoked, "remapped")
+    assert lone.technique != ids[revoked] and lone.note.startswith(f"revoked: {ids[revoked]} → ")
+    engine.dispose()
+
+
+def _mitre_id(obj: dict[str, Any]) -> str | None:
+    return next(
+        (
+            r["external_id"]
+            for r in obj.get("external_references", [])
+            if r.get("source_name") == "mitre-attack"
+        ),
+        None,
+    )
 
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "catalogs"

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     download_deadline: float = Field(default=600.0, gt=0)  # one whole download, retries included
     # `kbmap refresh --taxii --user NAME`: the password, never an argument (shell history, ps)
     taxii_password: SecretStr | None = None
+    # `POST /api/v1/refresh {"source": "taxii"}` reads this server only: a request never names
+    # the address the service fetches (a write token must not turn it into a proxy)
+    taxii_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    taxii_user: str | None = Field(default=None, max_length=200)
     limits: Limits = Field(default_factory=Limits)
     coverage: CoverageWeights = Field(default_factory=CoverageWeights)
     # app/kb is a link to the checkout's kb/ and a real folder in a wheel: one path for both.

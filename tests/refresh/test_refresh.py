@@ -437,21 +437,19 @@ def test_startup_load_uses_an_index_source(
 
 def test_route_runs_the_service(server: Server, index_file: Path, tmp_path: Path) -> None:
     from app.main import create_app
-    from app.refresh.routes import router
 
     app = create_app(make_settings(tmp_path, attack_source=server.url("/index.json")))
-    app.include_router(router)
     with TestClient(app) as client:
-        assert client.post("/refresh").status_code == 401  # a refresh is a write
+        assert client.post("/api/v1/refresh").status_code == 401  # a refresh is a write
         _, token = create_token(app.state.engine, app.state.settings, name="t", scopes=["write"])
         client.headers["Authorization"] = f"Bearer {token}"
-        dry = client.post("/refresh", json={"domains": ["ics"], "dry_run": True})
+        dry = client.post("/api/v1/refresh", json={"domains": ["ics"], "dry_run": True})
         assert dry.status_code == 200, dry.text
         assert dry.json()["summary"] == "dry run: would fetch ics 18.1"
         assert server.hits("/ics-attack-18.1.json") == 0
-        bad = client.post("/refresh", json={"domains": ["pre"]})
+        bad = client.post("/api/v1/refresh", json={"domains": ["pre"]})
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_input"
-        done = client.post("/refresh")
+        done = client.post("/api/v1/refresh")
         assert done.status_code == 200, done.text
         body = done.json()
         assert body["summary"] == "fetched ics 18.1"

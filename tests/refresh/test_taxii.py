@@ -283,6 +283,49 @@ def test_auth(engine: Engine, settings: Settings, server: TaxiiServer) -> None:
     assert counts(engine) == (0, 0)
 
 
+def test_api_refreshes_from_the_configured_taxii_server_only(
+    server: TaxiiServer, tmp_path: Path
+) -> None:
+    """POST /api/v1/refresh {"source": "taxii"} reads KBMAP_TAXII_URL: a request never names
+    the address the server fetches, so a write token cannot aim it at another host."""
+    from fastapi.testclient import TestClient
+
+    from app.auth.service import create_token
+    from app.main import create_app
+
+    configured = make_settings(tmp_path, taxii_url=server.discovery, taxii_user="kbmap")
+    app = create_app(configured)
+    with TestClient(app) as client:
+        assert client.post("/api/v1/refresh", json={"source": "taxii"}).status_code == 401
+        _, token = create_token(app.state.engine, configured, name="t", scopes=["write"])
+        client.headers["Authorization"] = f"Bearer {token}"
+        dry = client.post("/api/v1/refresh", json={"source": "taxii", "dry_run": True})
+        assert (dry.status_code, dry.json()["summary"]) == (200, "dry run: would fetch ics 17.1")
+        done = client.post("/api/v1/refresh", json={"source": "taxii", "collection": ICS})
+        assert done.status_code == 200, done.text
+        assert done.json()["summary"] == "fetched ics 17.1"
+        assert done.json()["index"] == server.discovery
+        assert loaded(app.state.engine) == [("ics", "17.1")]
+        again = client.post("/api/v1/refresh", json={"source": "taxii"}).json()
+        assert again["summary"] == "up to date (ics 17.1 already loaded)"
+        for body, words in [
+            ({"collection": ICS}, '"collection" goes with "source": "taxii"'),
+            ({"source": "taxii", "version": "17.1"}, 'no "version"'),
+            ({"source": "taxii", "url": "http://evil.example/"}, "url"),
+            ({"source": "ftp"}, "source"),
+        ]:
+            bad = client.post("/api/v1/refresh", json=body)
+            assert 400 <= bad.status_code < 500 and words in str(bad.json()), (body, bad.text)
+    unset = make_settings(tmp_path / "unset")
+    (tmp_path / "unset").mkdir()
+    app = create_app(unset)
+    with TestClient(app) as client:
+        _, token = create_token(app.state.engine, unset, name="t", scopes=["write"])
+        client.headers["Authorization"] = f"Bearer {token}"
+        bad = client.post("/api/v1/refresh", json={"source": "taxii"})
+        assert bad.status_code == 422 and "KBMAP_TAXII_URL" in bad.json()["error"]["message"]
+
+
 def test_unreadable_collection_is_forbidden(
     engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:

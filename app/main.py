@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -28,7 +29,7 @@ from app.core.errors import KbmapError
 from app.history import service as history_service
 from app.mcp import http as mcp_http
 from app.models import METADATA
-from app.web.rendering import STATIC_DIR
+from app.web.rendering import STATIC_DIR, error_page
 from app.web.routes import router as web_router
 
 # Worker threads for technique pages, apart from the 40 the other sync routes share. A cached page
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(KbmapError, _kbmap_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    _pages_get_html(app)  # pages answer errors as HTML, the API and MCP as JSON
     app.include_router(health_router)
     app.include_router(api_router, prefix="/api/v1")
     docs.mount(app)
@@ -93,6 +95,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 # ---- error rendering and health, at the edge ----------------------------------------------
+
+
+# Paths whose errors stay JSON: the API, MCP and the health probes. Any other path is a page (or
+# was meant to be one: `/techniques/`, `/no-such-page`), so its error is an HTML page with the
+# same status, readable in a browser and linking back to the overview.
+_JSON_PREFIXES = ("/api/", "/mcp", "/healthz", "/readyz")
+_KEPT_HEADERS = ("allow", "retry-after", "www-authenticate")
+
+
+def _wants_page(request: Request) -> bool:
+    path = request.url.path
+    return not (path == "/api" or path.startswith(_JSON_PREFIXES))
+
+
+def _pages_get_html(app: FastAPI) -> None:
+    """Every error handler, wrapped: on a page path its JSON error becomes the HTML error page
+    with the same status, code and message. Call it after the last handler is added."""
+    for key, handler in list(app.exception_handlers.items()):
+        app.exception_handlers[key] = _html_on_pages(handler)
+
+
+def _html_on_pages(handler: Any) -> Any:
+    async def handle(request: Request, exc: Exception) -> Response:
+        response: Response = await handler(request, exc)
+        if not _wants_page(request) or not isinstance(response, JSONResponse):
+            return response
+        error = json.loads(bytes(response.body)).get("error") or {}
+        page = error_page(
+            response.status_code, str(error.get("code", "error")), str(error.get("message", ""))
+        )
+        for key in _KEPT_HEADERS:
+            if key in response.headers:
+                page.headers[key] = response.headers[key]
+        return page
+
+    return handle
 
 
 async def _kbmap_error(_request: Request, exc: KbmapError) -> JSONResponse:

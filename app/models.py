@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 from app.attack.tables import (  # noqa: F401
     AttackObject,
+    Citation,
     Relationship,
     Release,
     TechniqueDataComponent,

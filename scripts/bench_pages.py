@@ -1,26 +1,35 @@
-"""Benchmark (issue: server-rendered pages): /matrix and /techniques/{id} latency, in-process.
+"""Benchmark (issues: server-rendered pages; the web knowledge base): every page kind's latency.
 
-Builds a SQLite database under /tmp from enterprise ATT&CK 18.1 and the shared catalogs (plus the
-shipped MaxPatrol catalog, validated against 18.1), then times, after a warm-up:
-- GET /matrix?version=18.1 with every catalog (the whole enterprise matrix rendered server-side;
-  goal p50 <= 150 ms);
-- GET /techniques/{id}?version=18.1 over every technique of the release (goal p50 <= 20 ms).
-Both go through TestClient, so the figures include routing, dependencies and Jinja2 rendering.
-Run: python scripts/bench_pages.py [--runs 30] [--db /tmp/kbmap-pages.sqlite (kept, reused)]
+Builds a SQLite database under /tmp from enterprise ATT&CK 17.1 and 18.1 and the shared catalogs
+(plus the shipped MaxPatrol catalog), each validated against 18.1, then times, after a warm-up,
+in-process through TestClient (routing, dependencies and Jinja2 rendering included):
+- /matrix?version=18.1 with every catalog (goal p50 <= 150 ms);
+- /techniques/{id} over every technique of 18.1 (goal p50 <= 20 ms);
+- each knowledge-base page kind over up to 40 objects of 18.1 read from the raw bundle (groups,
+  software, campaigns, mitigations, data sources, data components, detection strategies,
+  analytics), rules of every catalog, the catalog pages, the comparison, the 17.1 → 18.1 diff
+  (goal p50 <= 50 ms each);
+- /api/v1/search and /search over a fixed list of queries (goal p50 <= 20 ms).
+Run: python scripts/bench_pages.py [--runs 30] [--db /tmp/kbmap-pages2.sqlite (kept, reused)]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scripts._bench import ATTACK, CATALOGS, ROOT, ms, pct
 
 BUNDLE = ATTACK / "enterprise-attack-18.1.json.gz"
+OLDER = ATTACK / "enterprise-attack-17.1.json.gz"
 SHARED_CATALOGS = (
     (CATALOGS / "sigma-attack18-rules.tar.gz", "sigma-attack18"),
     (CATALOGS / "sigma-rules.tar.gz", "sigma"),
@@ -30,7 +39,7 @@ SHARED_CATALOGS = (
 
 
 def build_db(path: Path) -> None:
-    """Enterprise 18.1 and every catalog, each import validated against 18.1."""
+    """Enterprise 17.1 and 18.1 and every catalog, each import validated against 18.1."""
     from app.attack.ingest import ingest_sources
     from app.catalog import service as catalog_service
     from app.catalog.source import open_source
@@ -42,7 +51,7 @@ def build_db(path: Path) -> None:
     engine = make_engine(settings.database_url)
     init_db(engine)
     t = time.perf_counter()
-    ingest_sources(engine, [str(BUNDLE)], limits=settings.limits)
+    ingest_sources(engine, [str(OLDER), str(BUNDLE)], limits=settings.limits)
     for file, name in SHARED_CATALOGS:
         source = open_source(file, settings.limits)
         catalog_service.import_catalog(
@@ -91,6 +100,86 @@ def figures(path: Path, runs: int) -> None:
             f"p50 {ms(pct(page_times, 50))}, p99 {ms(pct(page_times, 99))}; "
             f"T1550.001 p50 {ms(pct(seed, 50))} (goal p50 <= 20 ms)"
         )
+        kb_figures(client, runs)
+
+
+# STIX type → the page folder kbmap serves it at
+KINDS = {
+    "intrusion-set": "groups",
+    "malware": "software",
+    "tool": "software",
+    "campaign": "campaigns",
+    "course-of-action": "mitigations",
+    "x-mitre-data-source": "data-sources",
+    "x-mitre-data-component": "data-components",
+    "x-mitre-detection-strategy": "detection-strategies",
+    "x-mitre-analytic": "analytics",
+}
+QUERIES = (
+    "T1550.001",
+    "G0016",
+    "APT29",
+    "Cozy Bear",
+    "access token",
+    "PT-CR-956",
+    "DET0185",
+    "powershell",
+    "credential dumping",
+    "mimikatz",
+    "lateral movement",
+    "scheduled task",
+)
+
+
+def sample_ids(per_kind: int) -> dict[str, list[str]]:
+    """Up to `per_kind` live objects of each kind, spread over the raw 18.1 bundle."""
+    with gzip.open(BUNDLE) as f:
+        objects = json.load(f)["objects"]
+    found: dict[str, list[str]] = {folder: [] for folder in KINDS.values()}
+    for o in objects:
+        folder = KINDS.get(o["type"])
+        if folder is None or o.get("revoked") or o.get("x_mitre_deprecated"):
+            continue
+        ref = next((r for r in o.get("external_references", []) if r.get("external_id")), None)
+        if ref and ref.get("source_name", "").startswith("mitre"):
+            found[folder].append(ref["external_id"])
+    return {k: v[:: max(1, len(v) // per_kind)][:per_kind] for k, v in found.items()}
+
+
+def kb_figures(client: object, runs: int) -> None:
+    """p50 of each knowledge-base page kind (issue 18's goal: <= 50 ms, search <= 20 ms)."""
+    urls: dict[str, list[str]] = {
+        f"/{k}/{{id}}": [f"/{k}/{i}?version=18.1" for i in ids] for k, ids in sample_ids(40).items()
+    }
+    rules: list[str] = []
+    for cat in ("sigma-attack18", "sigma", "open-xp-rules", "maxpatrol-siem"):
+        items = _get(client, f"/api/v1/rules?catalog={cat}&limit=500")["items"]
+        rules += [f"/catalogs/{cat}/rules/{quote(r['rule_id'])}" for r in items[::50][:10]]
+    urls["/catalogs/{c}/rules/{id}"] = rules
+    urls["/catalogs/{name}"] = [f"/catalogs/{c}" for c in ("sigma-attack18", "maxpatrol-siem")]
+    urls["/compare"] = ["/compare?catalog=sigma-attack18&catalog=maxpatrol-siem&version=18.1"]
+    urls["/diff"] = ["/diff?from=17.1&to=18.1"]
+    urls["/search"] = [f"/search?q={quote(q)}&version=18.1" for q in QUERIES]
+    urls["/api/v1/search"] = [f"/api/v1/search?q={quote(q)}&version=18.1" for q in QUERIES]
+    for kind, batch in urls.items():
+        for url in batch:
+            timed(client, url, 2)  # warm-up: each object's first read fills the caches
+        per_url = [pct(timed(client, url, max(3, runs // len(batch))), 50) for url in batch]
+        goal = 20 if "search" in kind else 50
+        print(
+            f"{kind}: {len(batch)} page(s), p50 {ms(pct(per_url, 50))}, "
+            f"worst {ms(max(per_url))} (goal p50 <= {goal} ms)"
+        )
+
+
+def _get(client: object, url: str) -> dict[str, Any]:
+    from fastapi.testclient import TestClient
+
+    assert isinstance(client, TestClient)
+    r = client.get(url)
+    assert r.status_code == 200, f"{url}: {r.status_code} {r.text[:300]}"
+    data: dict[str, Any] = r.json()
+    return data
 
 
 def main() -> None:

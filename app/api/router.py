@@ -26,6 +26,7 @@ from app.history.routes import router as history_router
 from app.layer.routes import history_chart_router
 from app.layer.routes import router as layer_router
 from app.refresh.routes import router as refresh_router
+from app.search.routes import router as search_router
 from app.technique_page.routes import router as technique_page_router
 
 
@@ -78,4 +79,5 @@ api_router.include_router(history_router)
 api_router.include_router(history_chart_router)
 api_router.include_router(layer_router)
 api_router.include_router(refresh_router)
+api_router.include_router(search_router)
 api_router.include_router(auth_router, dependencies=[AdminAccess])

@@ -22,6 +22,7 @@ from app.attack.sources import BundleFeed
 from app.attack.stix import ParsedRelease, keep_alive, parse_bundle
 from app.attack.tables import (
     AttackObject,
+    Citation,
     Relationship,
     Release,
     TechniqueDataComponent,
@@ -45,7 +46,7 @@ from app.core.progress import Step
 _RELEASE: Table = Release.__table__  # type: ignore[attr-defined]
 _RELEASE_TABLES: list[Table] = [
     m.__table__  # type: ignore[union-attr]
-    for m in (AttackObject, Relationship, TechniqueTactic, TechniqueDataComponent)
+    for m in (AttackObject, Relationship, TechniqueTactic, TechniqueDataComponent, Citation)
 ]
 
 
@@ -270,4 +271,10 @@ def _insert_rows(
             "analytic_ref",
         ),
         [(rid, *link) for link in links],
+    )
+    bulk_insert(
+        connection,
+        "attack_citation",
+        ("release_id", "owner_ref", "source_name", "url"),
+        [(rid, *c) for c in parsed.citations],
     )

@@ -170,6 +170,22 @@ def relationships_of(
     return [(RelationshipLink(*r[:4]), Brief(*r[4:])) for r in rows]
 
 
+_RELATIONSHIP_IDS = union_all(
+    sa_select(col(Relationship.stix_id)).where(
+        *_LIVE_REL, col(Relationship.source_ref) == bindparam("sid")
+    ),
+    sa_select(col(Relationship.stix_id)).where(
+        *_LIVE_REL, col(Relationship.target_ref) == bindparam("sid")
+    ),
+)
+
+
+def relationship_ids_of(session: Session, *, release_id: int, stix_id: str) -> list[str]:
+    """STIX ids of the live relationships from or to one object (whose texts a page shows)."""
+    params = {"rid": release_id, "sid": stix_id}
+    return list(session.connection().execute(_RELATIONSHIP_IDS, params).scalars())
+
+
 def attributed_to(session: Session, *, release_id: int, refs: Iterable[str]) -> list[str]:
     """STIX ids of what the live `attributed-to` relationships of `refs` point to."""
     params = {"rid": release_id, "ids": list(refs)}

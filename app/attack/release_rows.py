@@ -8,7 +8,7 @@ come back as the database gives them (tens of thousands per release); statements
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
@@ -115,3 +115,54 @@ def log_source_components(session: Session, *, release_id: int) -> list[LogSourc
             if isinstance(r, dict) and dc
         ]
     return out
+
+
+class TextObject(NamedTuple):
+    """An object as a text search reads it: ids, name, description, aliases, and whether it is
+    still live (revoked and deprecated objects are found too, ranked after the live ones)."""
+
+    stix_id: str
+    kind: str
+    attack_id: str | None
+    name: str
+    description: str
+    aliases: tuple[str, ...]
+    live: bool
+
+
+_TEXT_OBJECTS = sa_select(
+    col(AttackObject.stix_id),
+    col(AttackObject.kind),
+    col(AttackObject.attack_id),
+    col(AttackObject.name),
+    col(AttackObject.description),
+    col(AttackObject.revoked),
+    col(AttackObject.deprecated),
+).where(
+    col(AttackObject.release_id) == bindparam("rid"),
+    col(AttackObject.kind).in_(bindparam("kinds", expanding=True)),
+)
+# Only the kinds that carry aliases decode `data` (an 18+ analytic's runs to kilobytes)
+_ALIAS_KINDS = ("group", "software", "campaign")
+_ALIASES = sa_select(col(AttackObject.stix_id), col(AttackObject.data)).where(
+    col(AttackObject.release_id) == bindparam("rid"), col(AttackObject.kind).in_(_ALIAS_KINDS)
+)
+
+
+def text_objects(session: Session, *, release_id: int, kinds: Collection[str]) -> list[TextObject]:
+    """Every object of the given kinds in the release with its texts, for a search index."""
+    rows = session.execute(_TEXT_OBJECTS, {"rid": release_id, "kinds": list(kinds)}).all()
+    aliases = {
+        stix: tuple(_aliases(data or {}))
+        for stix, data in session.execute(_ALIASES, {"rid": release_id}).all()
+    }
+    return [
+        TextObject(stix, kind, aid, name, desc or "", aliases.get(stix, ()), not (rev or dep))
+        for stix, kind, aid, name, desc, rev, dep in rows
+    ]
+
+
+def _aliases(data: dict[str, Any]) -> list[str]:
+    """Groups and campaigns keep `aliases`, software `x_mitre_aliases` (both list the name)."""
+    found = (data.get("aliases") or []) + (data.get("x_mitre_aliases") or [])
+    return [str(a) for a in found if isinstance(a, str)]

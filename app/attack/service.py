@@ -18,6 +18,15 @@ from app.attack.index import (
     technique_index,
     vocabulary,
 )
+from app.attack.object_links import (
+    DetectionLink,
+    Neighbour,
+    citation_urls,
+    components_of_source,
+    detection_links,
+    find_page_object,
+    neighbours,
+)
 from app.attack.objects import (
     KIND_LABEL,
     briefs,
@@ -44,6 +53,7 @@ from app.attack.release_rows import (
     data_component_links,
     live_objects,
     log_source_components,
+    text_objects,
 )
 from app.attack.release_view import diff_releases, release_view
 from app.attack.releases import (
@@ -61,7 +71,9 @@ __all__ = [
     "KIND_LABEL",
     "RELEASES_STATE_SQL",
     "Brief",
+    "DetectionLink",
     "LogSourceComponent",
+    "Neighbour",
     "ObjectRow",
     "Related",
     "RelationshipLink",
@@ -72,9 +84,13 @@ __all__ = [
     "analytics_by_technique",
     "attributed_to",
     "briefs",
+    "citation_urls",
+    "components_of_source",
     "data_component_links",
+    "detection_links",
     "diff_releases",
     "find_object",
+    "find_page_object",
     "find_release",
     "get_object",
     "get_object_read",
@@ -86,6 +102,7 @@ __all__ = [
     "live_objects",
     "log_source_components",
     "mitigations_for",
+    "neighbours",
     "object_read",
     "objects_by_stix_id",
     "related",
@@ -96,5 +113,6 @@ __all__ = [
     "releases_for_lookup",
     "technique_data_components",
     "technique_index",
+    "text_objects",
     "vocabulary",
 ]

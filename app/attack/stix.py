@@ -93,6 +93,7 @@ class ParsedRelease:
     objects: list[ParsedObject]
     relationships: list[ParsedRelationship]
     technique_tactics: list[tuple[str, str]] = field(default_factory=list)
+    citations: list[tuple[str, str, str]] = field(default_factory=list)  # owner, name, URL
 
     @property
     def version_key(self) -> int:
@@ -120,6 +121,15 @@ def _attack_ref(obj: dict[str, Any]) -> tuple[str | None, str | None]:
         if ref.get("external_id") and str(ref.get("source_name", "")).startswith("mitre"):
             return ref["external_id"], ref.get("url")
     return None, None
+
+
+def _cite(r: _Reading, sid: str, obj: dict[str, Any]) -> None:
+    """Keep the URL of every source the object cites (not its ATT&CK id reference)."""
+    for ref in obj.get("external_references") or ():
+        if type(ref) is dict and not ref.get("external_id"):
+            name, url = ref.get("source_name"), ref.get("url")
+            if type(name) is str and type(url) is str and url:
+                r.citations.append((sid, name, url))
 
 
 def keep_alive(keep: list[object] | None, value: object) -> None:
@@ -170,6 +180,7 @@ class _Reading:
     collection: dict[str, Any] | None = None
     matrix_domains: list[str] = field(default_factory=list)
     object_domains: Counter[str] = field(default_factory=Counter)
+    citations: list[tuple[str, str, str]] = field(default_factory=list)
 
     def problem(self, message: str) -> None:
         self.issues.append(Issue(message, Location(self.source, field="objects")))
@@ -212,6 +223,8 @@ def _add_relationship(r: _Reading, sid: str, obj: dict[str, Any]) -> None:
         revoked = bool(obj.get("revoked", False))
         deprecated = bool(obj.get("x_mitre_deprecated", False))
         r.relationships.append((sid, rtype, src, dst, desc or "", revoked, deprecated))
+        if desc:  # a relationship cites only in its text
+            _cite(r, sid, obj)
         return
     why = shape_problem(obj, True) or "relationship_type, source_ref or target_ref is missing"
     r.problem(f"object {sid}: {why}")
@@ -248,6 +261,7 @@ def _add_object(r: _Reading, sid: str, obj: dict[str, Any]) -> dict[str, Any]:
     stype = obj["type"]
     kind = KIND_BY_STIX_TYPE.get(stype, stype.replace("-", "_"))
     attack_id, url = _attack_ref(obj)
+    _cite(r, sid, obj)
     fields: dict[str, Any] = {
         (k[8:] if k.startswith("x_mitre_") else k): v
         for k, v in obj.items()
@@ -332,6 +346,7 @@ def _release(r: _Reading, sha: str, version: str | None) -> ParsedRelease:
         objects=r.objects,
         relationships=r.relationships,
         technique_tactics=r.tactics,
+        citations=r.citations,
     )
 
 

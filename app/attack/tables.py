@@ -88,6 +88,21 @@ class TechniqueTactic(SQLModel, table=True):
     tactic: str  # shortname, e.g. lateral-movement
 
 
+class Citation(SQLModel, table=True):
+    """A cited source of one object or relationship: `(Citation: Name)` in its text → the URL
+    its STIX `external_references` give. Kept per owner: some names carry different URLs in
+    different objects (an archived copy), and a text's citation is its own owner's."""
+
+    __tablename__ = "attack_citation"
+    __table_args__ = (Index("ix_citation_release_source", "release_id", "source_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    release_id: int = Field(sa_column=_release_fk())
+    owner_ref: str  # STIX id of the object or relationship whose references these are
+    source_name: str = Field(sa_column=Column(Text, nullable=False))
+    url: str = Field(sa_column=Column(Text, nullable=False))
+
+
 class TechniqueDataComponent(SQLModel, table=True):
     """Derived at ingest: which data component can detect which technique, for both models.
 

@@ -186,3 +186,23 @@ def rule_telemetry(session: Session, *, catalog_id: int) -> list[RuleTelemetry]:
         RuleTelemetry(pk, tuple(platforms or ()), tuple(dict.fromkeys(components.get(pk, ()))))
         for pk, platforms in session.execute(_RULE_PLATFORMS, {"cid": catalog_id}).all()
     ]
+
+
+class RuleText(NamedTuple):
+    """A rule as a text search reads it: its id and the texts it is found by."""
+
+    rule_id: str
+    name: str
+    title: str
+    description: str
+
+
+_RULE_TEXTS = sa_select(
+    col(Rule.rule_id), col(Rule.name), col(Rule.title), col(Rule.description)
+).where(col(Rule.catalog_id) == bindparam("cid"))
+
+
+def rule_texts(session: Session, *, catalog_id: int) -> Sequence[RuleText]:
+    """Every rule of the catalog with its texts, for a search index (rows as they come)."""
+    rows = session.execute(_RULE_TEXTS, {"cid": catalog_id}).all()
+    return cast("Sequence[RuleText]", rows)

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, or_
+from sqlalchemy import Text, bindparam, cast, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -98,16 +98,17 @@ def list_rules(
         stmt = stmt.where(col(Rule.id).in_(sub2))
     if status:
         stmt = stmt.where(Rule.status == status)
+    if tactic:  # a quoted shortname in the JSON list: exact (shortnames need no escaping)
+        t = _rule_tactic(session, names, tactic)
+        stmt = stmt.where(cast(col(Rule.tactics), Text).like(f'%"{t}"%'))
     if q:
         text_columns = (Rule.rule_id, Rule.title, Rule.name, Rule.description)
         stmt = stmt.where(or_(*(contains_text(c, q) for c in text_columns)))
-    rules = list(session.exec(stmt.order_by(col(Rule.catalog_id), col(Rule.rule_id))).all())
-    if tactic:
-        t = _rule_tactic(session, names, tactic)
-        rules = [r for r in rules if t in r.tactics]
-    page = rules[offset : offset + limit]
+    total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
+    ordered = stmt.order_by(col(Rule.catalog_id), col(Rule.rule_id))
+    page = list(session.exec(ordered.limit(limit).offset(offset)).all())
     return Page(
-        items=rule_reads(session, page, names), total=len(rules), limit=limit, offset=offset
+        items=rule_reads(session, page, names), total=int(total), limit=limit, offset=offset
     )
 
 

@@ -29,14 +29,24 @@ from app.catalog.importing import pick_release as pick_release
 from app.catalog.mappings import LogbookEntry as LogbookEntry
 from app.catalog.mappings import RuleFootprint as RuleFootprint
 from app.catalog.mappings import RuleTelemetry as RuleTelemetry
+from app.catalog.mappings import RuleText as RuleText
 from app.catalog.mappings import catalogs_by_id as catalogs_by_id
 from app.catalog.mappings import counted_mappings as counted_mappings
 from app.catalog.mappings import logbooks as logbooks
 from app.catalog.mappings import rule_footprints as rule_footprints
 from app.catalog.mappings import rule_telemetry as rule_telemetry
+from app.catalog.mappings import rule_texts as rule_texts
 from app.catalog.mappings import written_mappings as written_mappings
 from app.catalog.platforms import PlatformMap as PlatformMap
 from app.catalog.platforms import platform_map as platform_map
+from app.catalog.readers import RuleReading as RuleReading
+from app.catalog.readers import RulesReading as RulesReading
+from app.catalog.readers import rules_reading as rules_reading
+from app.catalog.rule_detail import RuleDetail as RuleDetail
+from app.catalog.rule_detail import get_rule_detail as get_rule_detail
+from app.catalog.rule_list import RuleListPage as RuleListPage
+from app.catalog.rule_list import RuleRow as RuleRow
+from app.catalog.rule_list import catalog_rule_page as catalog_rule_page
 from app.catalog.rules import RuleState as RuleState
 from app.catalog.rules import get_rule as get_rule
 from app.catalog.rules import list_rules as list_rules
@@ -55,15 +65,22 @@ __all__ = [
     "LogSourceMap",
     "LogbookEntry",
     "PlatformMap",
+    "RuleDetail",
     "RuleFootprint",
+    "RuleListPage",
+    "RuleReading",
+    "RuleRow",
     "RuleState",
     "RuleTelemetry",
+    "RuleText",
+    "RulesReading",
     "analytic_ref_keys",
     "canonical_document",
     "catalog_ids",
     "catalog_key",
     "catalog_name_from",
     "catalog_read",
+    "catalog_rule_page",
     "catalogs_by_id",
     "counted_mappings",
     "data_components_for",
@@ -73,6 +90,7 @@ __all__ = [
     "get_catalog",
     "get_catalog_row",
     "get_rule",
+    "get_rule_detail",
     "import_catalog",
     "import_parsed",
     "list_catalogs",
@@ -87,7 +105,9 @@ __all__ = [
     "rule_labels",
     "rule_states",
     "rule_telemetry",
+    "rule_texts",
     "rules_for_techniques",
+    "rules_reading",
     "stix_export",
     "write_rules",
     "written_mappings",

@@ -49,7 +49,7 @@ from app.core.errors import (
 
 log = logging.getLogger("kbmap")
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
-SCHEMA_HEAD = "0007"  # the newest Alembic revision; tests/core/test_db.py keeps them equal
+SCHEMA_HEAD = "0008"  # the newest Alembic revision; tests/core/test_db.py keeps them equal
 SQLITE_BUSY_MS = 30_000  # how long a SQLite writer waits for another to finish
 SQLITE_MMAP_BYTES = 1 << 30  # address space, not memory: the OS pages in what is read
 # Connections kept per process, and how many more may open under load. The server runs up to 40

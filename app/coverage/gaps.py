@@ -41,10 +41,12 @@ def gaps(
     weights: CoverageWeights,
     collected: Sequence[str] | None = None,
     min_score: float = 0.0,
+    rows: Sequence[TechniqueCoverage] | None = None,
 ) -> list[Gap]:
     """Uncovered (score 0) and weak (score < min_score) techniques, highest priority first.
     With an environment, a technique is covered only where a rule can fire (`effective`), and
-    its state is its telemetry."""
+    its state is its telemetry. `rows`: the scope's technique rows when the caller has them
+    already (an object page lists them too)."""
     if scope.environment is not None and collected:
         raise InvalidInput(
             "give collected= or environment=, not both: the environment says what is collected",
@@ -56,7 +58,7 @@ def gaps(
     threat = set(scope.threat)
     out = [
         _gap(r, facts, have=have, plats=plats, threat=threat)
-        for r in technique_rows(session, scope=scope, weights=weights)
+        for r in (technique_rows(session, scope=scope, weights=weights) if rows is None else rows)
         if _is_gap(r, min_score)
     ]
     out.sort(key=lambda g: (-g.priority, g.id))

@@ -39,6 +39,8 @@ class Scope:
     tactics: list[str] = field(default_factory=list)
     threat: list[str] = field(default_factory=list)  # group / software / campaign ids
     environment: EnvironmentScope | None = None
+    # only these technique ids (empty: all): an object page scores just the techniques it lists
+    techniques: frozenset[str] = frozenset()
 
 
 def make_scope(

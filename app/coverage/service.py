@@ -20,6 +20,7 @@ from app.coverage.facts import (
 from app.coverage.firing import Firing, rule_firing
 from app.coverage.gaps import gap_page, gaps, with_mitigations
 from app.coverage.onboarding import collect_next
+from app.coverage.rule_places import RulePlace, rule_places
 from app.coverage.scope import EnvironmentScope, Scope, make_scope, split_values
 from app.coverage.scoring import rule_weight, score
 from app.coverage.summary import (
@@ -37,6 +38,7 @@ __all__ = [
     "EnvironmentScope",
     "Firing",
     "ReleaseFacts",
+    "RulePlace",
     "Scope",
     "TechniqueRules",
     "by_data_component",
@@ -51,6 +53,7 @@ __all__ = [
     "make_scope",
     "release_facts",
     "rule_firing",
+    "rule_places",
     "rule_weight",
     "score",
     "split_values",

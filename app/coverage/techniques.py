@@ -209,6 +209,8 @@ def _in_scope(facts: ReleaseFacts, scope: Scope) -> list[str]:
             continue
         if threat_techs is not None and tid not in threat_techs:
             continue
+        if scope.techniques and tid not in scope.techniques:
+            continue
         out.append(tid)
     return out
 

@@ -6,6 +6,8 @@ Split by question: parsing (`formats/`), placing in a release (`resolve.py`), th
 
 from __future__ import annotations
 
+from app.environment.collection import Collector as Collector
+from app.environment.collection import collectors as collectors
 from app.environment.environments import ENVIRONMENTS_STATE_SQL as ENVIRONMENTS_STATE_SQL
 from app.environment.environments import delete_environment as delete_environment
 from app.environment.environments import environment_key as environment_key
@@ -19,9 +21,11 @@ from app.environment.models import SystemTelemetry as SystemTelemetry
 
 __all__ = [
     "ENVIRONMENTS_STATE_SQL",
+    "Collector",
     "EnvironmentTelemetry",
     "ImportResult",
     "SystemTelemetry",
+    "collectors",
     "delete_environment",
     "environment_key",
     "environment_telemetry",

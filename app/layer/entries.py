@@ -105,7 +105,7 @@ def _rule_metadata(found: Sequence[RuleLine]) -> list[MetadataItem]:
 
 def _rule_links(base_url: str, found: Sequence[RuleLine]) -> list[Link | Divider]:
     urls = (
-        (x, f"{base_url}/api/v1/rules/{quote(x.catalog, safe='')}/{quote(x.rule_id, safe='')}")
+        (x, f"{base_url}/catalogs/{quote(x.catalog, safe='')}/rules/{quote(x.rule_id, safe='')}")
         for x in found[:MAX_RULE_LINKS]
     )
     links: list[Link | Divider] = [
@@ -118,16 +118,19 @@ def _rule_links(base_url: str, found: Sequence[RuleLine]) -> list[Link | Divider
 
 # ---- entries ------------------------------------------------------------------------------------
 
+KBMAP_LINK = "kbmap"  # the label's first word of a technique's link to its kbmap page
+
 
 def technique_links(ctx: LayerContext, tid: str) -> list[Link | Divider]:
-    """ATT&CK's page of the technique and kbmap's, with its rules, for the layer's release."""
+    """kbmap's page of the technique, with its rules, for the layer's release (first: the SVG
+    links its tiles to it), then ATT&CK's page."""
     path = tid.replace(".", "/")
     return [
-        Link(label=f"ATT&CK {tid}", url=f"https://attack.mitre.org/techniques/{path}/"),
         Link(
-            label=f"kbmap {tid} with rules",
-            url=f"{ctx.base_url}/api/v1/techniques/{tid}?domain={ctx.domain}&version={ctx.version}",
+            label=f"{KBMAP_LINK} {tid} with rules",
+            url=f"{ctx.base_url}/techniques/{tid}?version={ctx.version}&domain={ctx.domain}",
         ),
+        Link(label=f"ATT&CK {tid}", url=f"https://attack.mitre.org/techniques/{path}/"),
     ]
 
 

@@ -2,8 +2,12 @@
 
 The picture is drawn from the layer alone (colour = the entry's colour, else its score on the
 layer's gradient, else white), so the SVG shows exactly what Navigator would. Techniques are cells
-under tactic columns in matrix order; sub-techniques are counted on their parent's cell rather
-than drawn, which keeps the enterprise matrix readable on one page. All text is escaped.
+under tactic columns in matrix order. A parent whose sub-techniques carry a state (an enabled,
+annotated entry: covered, a gap, used by the threat) is expanded as Navigator's
+`showSubtechniques` does: those sub-techniques are drawn as indented tiles under it, and the
+parent's badge counts them ("3/8 sub"). Sub-techniques without a state stay folded, which keeps the
+enterprise matrix readable on one page. Text ink is black or white, whichever contrasts more with
+the tile (WCAG 2.x): every tile colour then reaches AA (≥ 4.5:1). All text is escaped.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
 from app.core.errors import Unavailable
-from app.layer.navigator import Gradient, Layer, MetadataItem, Technique
+from app.layer.entries import KBMAP_LINK
+from app.layer.navigator import Gradient, Layer, Link, MetadataItem, Technique
 
 WHITE, DISABLED = "#ffffff", "#eeeeee"
 CELL_W, CELL_H, GAP, MARGIN = 168, 34, 4, 16
+SUB_H, SUB_INDENT = 24, 10  # an expanded sub-technique's tile, under its parent
 HEADER_H, TOP = 44, 64
 FONT = "Helvetica, Arial, sans-serif"
 _BAD_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -29,6 +35,10 @@ class Cell:
     id: str
     name: str
     subtechniques: tuple[str, ...] = ()
+    sub_names: tuple[str, ...] = ()  # the sub-techniques' own names, in the same order
+
+    def sub_name(self, k: int) -> str:
+        return self.sub_names[k] if k < len(self.sub_names) else self.subtechniques[k]
 
 
 @dataclass(frozen=True)
@@ -42,13 +52,28 @@ class Column:
 
 @dataclass
 class Painted:
-    """A cell as drawn: fill, text colour, the entry behind it and annotated sub-techniques."""
+    """A cell as drawn: fill, text colour, the entry behind it and the sub-techniques that carry
+    a state (drawn expanded under it)."""
 
     fill: str
     ink: str
     entry: Technique | None
-    subs_marked: int = 0
-    sub_fills: list[str] = field(default_factory=list)
+    subs: list[PaintedSub] = field(default_factory=list)
+
+    @property
+    def subs_marked(self) -> int:
+        return len(self.subs)
+
+
+@dataclass(frozen=True)
+class PaintedSub:
+    """A sub-technique tile under its expanded parent."""
+
+    id: str
+    name: str
+    fill: str
+    ink: str
+    entry: Technique
 
 
 def _text(value: str) -> str:
@@ -78,9 +103,27 @@ def gradient_color(gradient: Gradient, score: float) -> str:
     return _hex((a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f))
 
 
-def _ink(fill: str) -> str:
-    r, g, b = _rgb(fill)
-    return "#000000" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "#ffffff"
+def _linear(c: int) -> float:
+    v = c / 255
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+
+def luminance(color: str) -> float:
+    """WCAG 2.x relative luminance of an sRGB colour (#rgb or #rrggbb)."""
+    r, g, b = (_linear(c) for c in _rgb(color))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG 2.x contrast ratio, 1 to 21; AA asks ≥ 4.5 for text."""
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def ink(fill: str) -> str:
+    """Black or white text, whichever contrasts more with `fill`: one of the two always reaches
+    4.58:1 (a brightness threshold put white on mid-tones where black reads better)."""
+    return "#000000" if luminance(fill) > 0.1791 else "#ffffff"  # where the two ratios meet
 
 
 def entry_fill(layer: Layer, entry: Technique | None) -> str:
@@ -109,16 +152,26 @@ def paint(layer: Layer, matrix: Sequence[Column]) -> dict[tuple[str, str], Paint
         for cell in col.cells:
             entry = find(cell.id, col.shortname)
             fill = entry_fill(layer, entry)
-            subs = [find(s, col.shortname) for s in cell.subtechniques]
-            marked = [s for s in subs if s is not None and s.is_enabled and s.annotated]
+            subs = []
+            for k, sid in enumerate(cell.subtechniques):
+                s = find(sid, col.shortname)
+                if s is not None and s.is_enabled and s.annotated:
+                    f = entry_fill(layer, s)
+                    subs.append(PaintedSub(sid, cell.sub_name(k), f, ink(f), s))
             out[(col.shortname, cell.id)] = Painted(
-                fill=fill,
-                ink="#888888" if fill == DISABLED else _ink(fill),
-                entry=entry,
-                subs_marked=len(marked),
-                sub_fills=[entry_fill(layer, s) for s in marked],
+                fill=fill, ink=_disabled_ink(fill), entry=entry, subs=subs
             )
     return out
+
+
+def _disabled_ink(fill: str) -> str:
+    """A disabled tile's text is greyed as Navigator greys it, still 4.5:1 on its fill."""
+    return "#595959" if fill == DISABLED else ink(fill)
+
+
+def _tile_height(p: Painted) -> int:
+    """A parent's tile plus its expanded sub-technique tiles, with the gap below."""
+    return CELL_H + GAP + len(p.subs) * (SUB_H + 2)
 
 
 def _clip(text: str, width: int) -> str:
@@ -128,9 +181,11 @@ def _clip(text: str, width: int) -> str:
 def render_svg(layer: Layer, matrix: Sequence[Column], *, subtitle: str = "") -> str:
     """The matrix heat map: title, tactic columns, coloured technique cells, legend."""
     painted = paint(layer, matrix)
-    rows = max((len(c.cells) for c in matrix), default=0)
+    heights = [
+        sum(_tile_height(painted[(c.shortname, cell.id)]) for cell in c.cells) for c in matrix
+    ]
     width = 2 * MARGIN + max(1, len(matrix)) * (CELL_W + GAP)
-    grid_bottom = TOP + HEADER_H + rows * (CELL_H + GAP)
+    grid_bottom = TOP + HEADER_H + max(heights, default=0)
     legend = _legend_items(layer)
     height = (
         grid_bottom + 40 + 22 * ((len(legend) + 3) // 4) + (40 if _shows_gradient(layer) else 0)
@@ -154,8 +209,10 @@ def render_svg(layer: Layer, matrix: Sequence[Column], *, subtitle: str = "") ->
             f'<text x="{x + 6}" y="{TOP + 32}" font-size="10" fill="#444444">'
             f"{len(col.cells)} techniques</text></g>"
         )
-        for j, cell in enumerate(col.cells):
-            out.append(_cell(x, TOP + HEADER_H + j * (CELL_H + GAP), col, cell, painted))
+        y = TOP + HEADER_H
+        for cell in col.cells:
+            out.append(_cell(x, y, col, cell, painted))
+            y += _tile_height(painted[(col.shortname, cell.id)])
     out.append(_legend_svg(layer, legend, grid_bottom + 24, width))
     out.append("</svg>")
     return "\n".join(out)
@@ -170,27 +227,76 @@ def _cell(
         tip += f"\n{p.entry.comment}"
     if p.entry is not None and p.entry.score is not None:
         tip += f"\nscore {p.entry.score:g}"
-    subs = ""
-    if cell.subtechniques:
-        subs = (
-            f'<text x="{x + CELL_W - 6}" y="{y + 12}" font-size="9" text-anchor="end" '
-            f'fill="{p.ink}">{p.subs_marked}/{len(cell.subtechniques)} sub</text>'
-        )
-    marks = "".join(
-        f'<rect x="{x + 2 + k * 6}" y="{y + CELL_H - 5}" width="5" height="3" fill="{f}" '
-        'stroke="#666666" stroke-width="0.3"/>'
-        for k, f in enumerate(p.sub_fills[:26])
-    )
+    href = _page_href(p.entry)
     return (
-        f'<g class="technique" id="cell-{_text(col.shortname)}-{_text(cell.id)}" '
+        (f'<a href="{_text(href)}">' if href else "")
+        + f'<g class="technique" id="cell-{_text(col.shortname)}-{_text(cell.id)}" '
         f'data-technique="{_text(cell.id)}" data-tactic="{_text(col.shortname)}">'
         f"<title>{_text(tip)}</title>"
         f'<rect x="{x}" y="{y}" width="{CELL_W}" height="{CELL_H}" fill="{p.fill}" '
         'stroke="#bbbbbb" stroke-width="0.5"/>'
         f'<text x="{x + 5}" y="{y + 12}" font-size="9" fill="{p.ink}">{_text(cell.id)}</text>'
-        f"{subs}"
+        f"{_badge(x, y, cell, p)}"
         f'<text x="{x + 5}" y="{y + 25}" font-size="10.5" fill="{p.ink}">'
-        f"{_text(_clip(cell.name, 30))}</text>{marks}</g>"
+        f"{_text(_clip(cell.name, 30))}</text></g>"
+        + ("</a>" if href else "")
+        + _sub_tiles(x, y + CELL_H + 2, col, cell, p)
+    )
+
+
+def _badge(x: int, y: int, cell: Cell, p: Painted) -> str:
+    """The "k/n sub" badge: how many of the parent's sub-techniques carry a state (drawn below
+    it); a white pill when some do, so the count reads on any tile colour."""
+    if not cell.subtechniques:
+        return ""
+    label = f"{p.subs_marked}/{len(cell.subtechniques)} sub"
+    if not p.subs:
+        return (
+            f'<text x="{x + CELL_W - 6}" y="{y + 12}" font-size="9" text-anchor="end" '
+            f'fill="{p.ink}">{label}</text>'
+        )
+    w = 6 + 5 * len(label)
+    return (
+        f'<g class="sub-badge"><rect x="{x + CELL_W - w - 3}" y="{y + 3}" width="{w}" '
+        'height="12" rx="6" fill="#ffffff" stroke="#333333" stroke-width="0.6"/>'
+        f'<text x="{x + CELL_W - 3 - w / 2:g}" y="{y + 12}" font-size="9" text-anchor="middle" '
+        f'font-weight="bold" fill="#000000">{label}</text></g>'
+    )
+
+
+def _sub_tiles(x: int, y: int, col: Column, cell: Cell, p: Painted) -> str:
+    """The sub-techniques that carry a state, indented under their parent with a side bar (as
+    Navigator draws an expanded parent)."""
+    if not p.subs:
+        return ""
+    bar_h = len(p.subs) * (SUB_H + 2) - 2
+    out = [f'<rect x="{x + 2}" y="{y}" width="4" height="{bar_h}" fill="#666666"/>']
+    for k, s in enumerate(p.subs):
+        sy = y + k * (SUB_H + 2)
+        href = _page_href(s.entry)
+        tip = f"{s.id} {cell.name}: {s.name}" + (f"\n{s.entry.comment}" if s.entry.comment else "")
+        out.append(
+            (f'<a href="{_text(href)}">' if href else "")
+            + f'<g class="subtechnique" id="cell-{_text(col.shortname)}-{_text(s.id)}" '
+            f'data-technique="{_text(s.id)}" data-parent="{_text(cell.id)}" '
+            f'data-tactic="{_text(col.shortname)}"><title>{_text(tip)}</title>'
+            f'<rect x="{x + SUB_INDENT}" y="{sy}" width="{CELL_W - SUB_INDENT}" height="{SUB_H}" '
+            f'fill="{s.fill}" stroke="#bbbbbb" stroke-width="0.5"/>'
+            f'<text x="{x + SUB_INDENT + 4}" y="{sy + 10}" font-size="8.5" fill="{s.ink}">'
+            f"{_text(s.id)}</text>"
+            f'<text x="{x + SUB_INDENT + 4}" y="{sy + 20}" font-size="9.5" fill="{s.ink}">'
+            f"{_text(_clip(s.name, 30))}</text></g>" + ("</a>" if href else "")
+        )
+    return "".join(out)
+
+
+def _page_href(entry: Technique | None) -> str | None:
+    """The technique's kbmap page (its layer link, under the configured public URL): a tile of
+    the SVG opens it."""
+    links = (entry.links or []) if entry is not None else []
+    return next(
+        (x.url for x in links if isinstance(x, Link) and x.label.startswith(f"{KBMAP_LINK} ")),
+        None,
     )
 
 
@@ -202,7 +308,8 @@ def _shows_gradient(layer: Layer) -> bool:
 
 def _legend_items(layer: Layer) -> list[tuple[str, str]]:
     items = [(x.label, x.color) for x in layer.legendItems or ()]
-    if any(not e.is_enabled for e in layer.techniques):
+    said = {_hex(_rgb(c)) for _, c in items}
+    if DISABLED not in said and any(not e.is_enabled for e in layer.techniques):
         items.append(("disabled", DISABLED))
     return items
 
@@ -237,6 +344,17 @@ def _legend_svg(layer: Layer, items: list[tuple[str, str]], y: int, width: int) 
     return "".join(out)
 
 
+def technique_names(matrix: Sequence[Column]) -> dict[str, str]:
+    """Technique id → its name as ATT&CK writes it; a sub-technique's "Parent: Sub-technique"."""
+    names = {}
+    for col in matrix:
+        for cell in col.cells:
+            names[cell.id] = cell.name
+            for k, sid in enumerate(cell.subtechniques):
+                names[sid] = f"{cell.name}: {cell.sub_name(k)}"
+    return names
+
+
 def render_xlsx(layer: Layer, matrix: Sequence[Column], *, subtitle: str = "") -> bytes:
     """A workbook: the coloured matrix, every entry as a table row, and the legend."""
     try:
@@ -256,17 +374,22 @@ def render_xlsx(layer: Layer, matrix: Sequence[Column], *, subtitle: str = "") -
         h = ws.cell(row=4, column=i, value=col.name)
         h.font, h.fill = Font(bold=True), header
         ws.column_dimensions[h.column_letter].width = 32
-        for j, cell in enumerate(col.cells, start=5):
+        j = 5
+        for cell in col.cells:  # a parent, then its sub-techniques that carry a state
             p = painted[(col.shortname, cell.id)]
             subs = f" ({p.subs_marked}/{len(cell.subtechniques)} sub)" if cell.subtechniques else ""
-            c = ws.cell(row=j, column=i, value=f"{cell.id} {cell.name}{subs}")
-            argb = "FF" + p.fill.lstrip("#").upper()
-            c.fill = PatternFill(fill_type="solid", start_color=argb, end_color=argb)
-            c.font = Font(color="FF" + p.ink.lstrip("#").upper(), size=9)
-            c.alignment = Alignment(wrap_text=True, vertical="top")
+            tiles = [(f"{cell.id} {cell.name}{subs}", p.fill, p.ink)]
+            tiles += [(f"  {s.id} {cell.name}: {s.name}", s.fill, s.ink) for s in p.subs]
+            for text, fill, ink_ in tiles:
+                c = ws.cell(row=j, column=i, value=text)
+                argb = "FF" + fill.lstrip("#").upper()
+                c.fill = PatternFill(fill_type="solid", start_color=argb, end_color=argb)
+                c.font = Font(color="FF" + ink_.lstrip("#").upper(), size=9)
+                c.alignment = Alignment(wrap_text=True, vertical="top", indent=int(text[0] == " "))
+                j += 1
     ws.freeze_panes = "A5"
 
-    names = {cell.id: cell.name for col in matrix for cell in col.cells}
+    names = technique_names(matrix)
     rows = wb.create_sheet("entries")
     rows.append(
         ["technique", "name", "tactic", "score", "colour", "enabled", "comment", "metadata"]

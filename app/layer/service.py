@@ -129,11 +129,20 @@ def build_layers(
         return [build_layer(session, scope=scope, req=req, weights=weights)]
     ctx = _context(session, scope, req)
     return [
-        build_layer(
-            session, scope=dataclasses.replace(scope, platforms=[p]), req=req, weights=weights
+        _named_by_platform(
+            build_layer(
+                session, scope=dataclasses.replace(scope, platforms=[p]), req=req, weights=weights
+            ),
+            p,
         )
         for p in ctx.platforms
     ]
+
+
+def _named_by_platform(layer: Layer, platform: str) -> Layer:
+    """A split layer's name says its platform: Navigator lists the layers of one file by name,
+    and without it they would all read alike."""
+    return layer.model_copy(update={"name": f"{layer.name} — {platform}"})
 
 
 def build_layer(
@@ -180,7 +189,10 @@ def matrix(session: Session, *, scope: Scope) -> list[Column]:
         cells = sorted(
             (
                 Cell(
-                    id=tid, name=index.techniques[tid].name, subtechniques=tuple(subs.get(tid, ()))
+                    id=tid,
+                    name=index.techniques[tid].name,
+                    subtechniques=tuple(subs.get(tid, ())),
+                    sub_names=tuple(index.techniques[s].name for s in subs.get(tid, ())),
                 )
                 for tid in scoped
                 if not index.techniques[tid].is_subtechnique

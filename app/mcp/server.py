@@ -38,7 +38,8 @@ RESOURCE_ID = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 INSTRUCTIONS = (
     "kbmap maps detection-rule catalogs onto MITRE ATT&CK. Ask technique_page for one technique "
-    "(Markdown, rules paged with rules_offset); search_techniques / search_rules to find ids; "
+    "(Markdown, rules paged with rules_offset); search to find anything by id, name, alias or "
+    "words; search_techniques / search_rules to filter techniques and rules; "
     "coverage_summary, gaps, compare_catalogs and collect_next for coverage (filters as the "
     "API's: domain, version, catalogs, platforms, tactics, groups, environment); rule for one "
     "rule; release_diff for what a new ATT&CK release changes. Lists are paged: pass "
@@ -152,6 +153,42 @@ class KbmapTools:
             rules_offset=rules_offset,
         )
         return _markdown(await self._answer(call))
+
+    async def search(
+        self,
+        query: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=200,
+                pattern=TEXT,
+                description="ids (T1550.001, G0016, PT-CR-956), names, aliases or words",
+            ),
+        ],
+        domain: Domain = None,
+        version: Version = None,
+        kinds: Annotated[
+            list[Annotated[str, Field(max_length=40)]] | None,
+            Field(max_length=20, description="technique, group, rule, … (default every kind)"),
+        ] = None,
+        limit: Limit = 10,
+        offset: Offset = 0,
+    ) -> CallToolResult:
+        """Find anything by id, name, alias, rule title or words: techniques, groups, software,
+        campaigns, mitigations, data components, detection strategies, analytics, rules and
+        catalogs, ranked (an exact id first, a name before a description), grouped by kind;
+        each kind paged alike (pass a kind's next_offset back as offset, with that kind)."""
+        call = partial(
+            tools.search,
+            self.engine,
+            query=query,
+            domain=domain,
+            version=version,
+            kinds=kinds,
+            limit=limit,
+            offset=offset,
+        )
+        return _json(await self._answer(call))
 
     async def search_techniques(
         self,
@@ -370,6 +407,7 @@ class KbmapTools:
 
 TOOLS = (
     "technique_page",
+    "search",
     "search_techniques",
     "search_rules",
     "rule",

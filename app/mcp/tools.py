@@ -22,10 +22,11 @@ from app.core.config import Settings
 from app.core.db import read_session
 from app.coverage import service as coverage_service
 from app.coverage.models import Gap, Onboarding
-from app.mcp.markdown import LINE_CHARS, one_line, technique_markdown
 from app.refresh import impact
 from app.refresh.models import CatalogImpact
+from app.search import service as search_service
 from app.technique_page import service as page_service
+from app.technique_page.markdown import LINE_CHARS, one_line, technique_markdown
 from app.technique_page.models import TechniquePage
 
 DESCRIPTION_CHARS = 2000
@@ -112,6 +113,39 @@ def technique_page(
         return technique_markdown(page, rules_offset=rules_offset)
 
     return caches_of(engine).get(MARKDOWN).get_or_make((body, rules_offset), render)
+
+
+def search(
+    engine: Engine,
+    *,
+    query: str,
+    domain: str | None = None,
+    version: str | None = None,
+    kinds: list[str] | None = None,
+    limit: int = 10,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """The API's search (same ranking), each hit cut to its id, name, where it matched, and a
+    rule's catalog."""
+    with read_session(engine) as session:
+        release = attack_service.get_release(session, domain=domain, version=version)
+        found = search_service.search(
+            session, release=release, q=query, kinds=kinds, limit=limit, offset=offset
+        )
+    groups = [
+        {
+            "kind": g.kind,
+            "total": g.total,
+            "next_offset": offset + limit if offset + limit < g.total else None,
+            "hits": [
+                h.model_dump(mode="json", exclude={"href"}, exclude_none=True) for h in g.hits
+            ],
+        }
+        for g in found.groups
+    ]
+    return {"domain": found.domain, "version": found.version, "total": found.total} | {
+        "groups": groups
+    }
 
 
 def search_techniques(

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from fastapi import Query
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import Session
 
 from app.attack import service as attack_service
 from app.attack.deps import DomainQuery, LookupReleasesDep, ReleaseDep, VersionQuery
@@ -29,9 +30,11 @@ from app.history.deps import HistoryScopeDep
 from app.layer import service as layer_service
 from app.technique_page import service as page_service
 from app.web import diff_routes, object_routes, rule_routes, search_routes, views
-from app.web.rendering import GroupsQuery, NamePath, PlatformQuery, page_router, render
+from app.web.rendering import GroupsQuery, PlatformQuery, page_router, render
 
 router = page_router()
+# before `/techniques/{attack_id}`, which would take `T1550.001.md` and fail its id pattern
+router.include_router(diff_routes.router)
 
 
 @router.get("/")
@@ -137,13 +140,32 @@ def technique(
     return render(
         "technique.html",
         page=page,
-        text=views.TextRenderer(version=page.version, domain=page.domain),
+        text=views.TextRenderer(
+            version=page.version,
+            domain=page.domain,
+            source_urls=lambda names: _cited_sources(
+                session, page.domain, page.version, page.id, names
+            ),
+        ),
         rules=views.by_catalog(page.rules),
         sub_rules=views.by_technique(page.subtechnique_rules),
         catalog=catalog or [],
         environment=environment,
         other_releases=others,
     )
+
+
+def _cited_sources(
+    session: Session, domain: str, version: str, attack_id: str, names: list[str]
+) -> dict[str, str]:
+    """The URLs of a technique page's cited sources (asked once, when the page lists them)."""
+    release = attack_service.get_release(session, domain=domain, version=version)
+    rid = release.id or 0
+    found = attack_service.find_object(
+        session, release_id=rid, kind="technique", attack_id=attack_id
+    )
+    sid = found.stix_id if found else None
+    return attack_service.citation_urls(session, release_id=rid, names=names, stix_id=sid)
 
 
 @router.get("/gaps")
@@ -209,13 +231,7 @@ def gaps(
     )
 
 
-@router.get("/catalogs/{name}")
-def catalog_report(
-    session: SessionDep,
-    name: NamePath,
-) -> HTMLResponse:
-    """A catalog's import report: mapping outcomes with examples, unmapped rules, telemetry."""
-    return render("catalog.html", catalog=catalog_service.get_catalog(session, name=name))
+# /catalogs/{name} (the import report and the rule list) is in rule_routes.py
 
 
 @router.get("/environments")
@@ -319,5 +335,5 @@ def history(
     )
 
 
-for _pages in (object_routes, rule_routes, diff_routes, search_routes):
+for _pages in (object_routes, rule_routes, search_routes):
     router.include_router(_pages.router)

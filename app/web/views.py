@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -30,6 +30,7 @@ from app.layer.kinds.coverage import COVERAGE_GRADIENT, WHITE
 from app.layer.kinds.effective import STATES as STATE_LEGEND
 from app.layer.navigator import Gradient
 from app.layer.render import gradient_color
+from app.layer.render import ink as contrast_ink
 from app.technique_page.text import by_catalog as by_catalog  # shared with the CLI
 from app.technique_page.text import by_technique as by_technique
 from app.technique_page.text import rule_line as rule_line
@@ -52,6 +53,8 @@ _SITE_FOLDER = {
 }
 _ID = re.compile(r"^(TA|DET|DS|DC|AN|[GSCMA])\d{4}$")
 _TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
+# an object's page on attack.mitre.org, as ATT&CK's texts link it (…/groups/G0016)
+_SITE_OBJECT = re.compile(r"^https://attack\.mitre\.org/[a-z]+/((?:DET|DS|DC|AN|[GSCM])\d{4})/?$")
 
 
 # ---- colours -----------------------------------------------------------------------------------
@@ -68,9 +71,9 @@ def score_fill(score: float) -> str:
 
 @lru_cache(maxsize=1024)
 def ink(fill: str) -> str:
-    """Black or white text, whichever reads better on `fill` (#rrggbb)."""
-    r, g, b = (int(fill[i : i + 2], 16) for i in (1, 3, 5))
-    return "#000000" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "#ffffff"
+    """Black or white text, whichever contrasts more with `fill` (#rrggbb) by WCAG 2.x, as the
+    SVG picks it: text on every tile reaches AA (≥ 4.5:1)."""
+    return contrast_ink(fill)
 
 
 # ---- links -----------------------------------------------------------------------------------
@@ -189,10 +192,19 @@ class TextRenderer:
     version: str | None = None
     domain: str | None = None
     refs: Citations = field(default_factory=Citations)
+    # names → URLs of the cited sources (the release's STIX external_references), asked once
+    # when the page lists its sources, after every text was rendered
+    source_urls: Callable[[list[str]], Mapping[str, str]] | None = None
 
     @property
     def citations(self) -> list[str]:
         return self.refs.names
+
+    def sources(self) -> list[tuple[int, str, str | None]]:
+        """The cited sources in number order, each with its URL when the release gives one."""
+        names = self.refs.names
+        urls = self.source_urls(names) if self.source_urls and names else {}
+        return [(n, name, urls.get(name)) for n, name in enumerate(names, 1)]
 
     def __call__(self, text: str | None) -> Markup:
         return Markup("").join(self._block(p) for p in attack_text.paragraphs(text))
@@ -236,6 +248,10 @@ class TextRenderer:
         if tid:
             href = technique_href(tid, version=self.version, domain=self.domain)
             return Markup('<a href="%s">%s</a>') % (href, label)
+        m = _SITE_OBJECT.match(url)  # a group, software, … on attack.mitre.org: its kbmap page
+        inside = attack_href(m.group(1), version=self.version, domain=self.domain) if m else None
+        if inside and inside.startswith("/"):
+            return Markup('<a href="%s">%s</a>') % (inside, label)
         if url.startswith(("https://", "http://")):
             return Markup('<a href="%s" rel="noopener noreferrer">%s</a>') % (url, label)
         return escape(label)
@@ -273,6 +289,13 @@ class MatrixCell:
     @property
     def subs_covered(self) -> int:
         return sum(1 for s in self.subs if s.covered)
+
+    @property
+    def expanded(self) -> bool:
+        """Its sub-techniques shown open even in a whole-release view: the parent is only
+        context (they are why it is drawn). A threat-scoped view opens every parent (the page
+        says so); elsewhere the badge's marks show each sub-technique's state folded."""
+        return bool(self.subs) and self.row is None
 
 
 @dataclass

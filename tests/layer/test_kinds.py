@@ -106,7 +106,7 @@ def test_coverage_layer_entries_tactics_and_parents() -> None:
     assert names[-1] == "more rules" and len(names) == 2 + entries.MAX_RULE_METADATA + 1
     assert {"name": "cat-a r2", "value": "rule <2> & co (disabled)"} in t3["metadata"]
     urls = [x["url"] for x in t3["links"] if "url" in x]
-    assert urls[0] == "http://kb.example:8000/api/v1/rules/cat-a/r0"
+    assert urls[0] == "http://kb.example:8000/catalogs/cat-a/rules/r0"  # the rule's page
     assert "https://attack.mitre.org/techniques/T3000/" in urls
     assert {"divider": True} in t3["links"]
     assert d["versions"] == {"attack": "18", "navigator": "5.1.0", "layer": "4.5"}
@@ -361,7 +361,7 @@ def test_svg_escapes_text_and_colours_cells() -> None:
     ns = {"s": "http://www.w3.org/2000/svg"}
     cells = {g.get("data-technique"): g for g in root.iterfind(".//s:g[@class='technique']", ns)}
     fill = {k: g.find("s:rect", ns).get("fill") for k, g in cells.items()}  # type: ignore[union-attr]
-    assert fill == {"T1000": "#31a354", "T2000": "#ffffff"}
+    assert fill == {"T1000": COVERAGE_GRADIENT[-1], "T2000": "#ffffff"}
     assert "Run <script>" in "".join(cells["T1000"].itertext())
-    assert gradient_color(layer.gradient, 0) == "#fdd49e"  # type: ignore[arg-type]
-    assert gradient_color(layer.gradient, 50) == "#c2e699"  # type: ignore[arg-type]
+    assert gradient_color(layer.gradient, 0) == COVERAGE_GRADIENT[0]  # type: ignore[arg-type]
+    assert gradient_color(layer.gradient, 50) == COVERAGE_GRADIENT[1]  # type: ignore[arg-type]

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from app.attack.models import Ref
 from app.catalog.models import RuleRef
-from app.mcp.markdown import PAGE_BYTES, attack_markdown, capped, fit, one_line, technique_markdown
+from app.technique_page.markdown import (
+    PAGE_BYTES,
+    attack_markdown,
+    capped,
+    fit,
+    one_line,
+    technique_markdown,
+)
 from app.technique_page.models import TechniquePage
 
 

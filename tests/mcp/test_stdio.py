@@ -31,6 +31,7 @@ pytestmark = pytest.mark.integration  # a kbmap process or a uvicorn server
 
 TOOLS = {
     "technique_page",
+    "search",
     "search_techniques",
     "search_rules",
     "rule",

@@ -51,8 +51,8 @@ def test_technique_page_reproduces_the_seed_for_18(client: TestClient) -> None:
     assert mitigations == ["M1013", "M1021", "M1036", "M1041", "M1047"]
     hrefs = {a.text: a.attrs["href"] for a in doc.select("a", "attack-id")}
     assert hrefs["T1550"] == "/techniques/T1550?version=18.1&domain=enterprise"
-    assert hrefs["M1047"] == "https://attack.mitre.org/mitigations/M1047/"
-    assert hrefs["DET0185"] == "https://attack.mitre.org/detectionstrategies/DET0185/"
+    assert hrefs["M1047"] == "/mitigations/M1047?version=18.1&domain=enterprise"
+    assert hrefs["DET0185"] == "/detection-strategies/DET0185?version=18.1&domain=enterprise"
 
 
 def test_technique_page_for_17_shows_the_data_source_view(client: TestClient) -> None:

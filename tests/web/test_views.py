@@ -6,6 +6,7 @@ from app.attack.models import TacticRead
 from app.attack.service import TechniqueIndex, TechniqueInfo
 from app.catalog.models import RuleRef
 from app.coverage.models import TechniqueCoverage
+from app.layer.kinds.coverage import COVERAGE_GRADIENT
 from app.web import views
 
 
@@ -63,7 +64,7 @@ def test_rule_line_is_the_seed_format_without_repeats() -> None:
 
 def test_colours_white_when_uncovered_gradient_otherwise() -> None:
     assert views.score_fill(0) == "#ffffff"
-    assert views.score_fill(100) == "#31a354"
+    assert views.score_fill(100) == COVERAGE_GRADIENT[-1]
     assert views.score_fill(1) != views.score_fill(50) != views.score_fill(100)
     assert views.ink("#ffffff") == "#000000" and views.ink("#000000") == "#ffffff"
 

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from app.layer.sources import Sources
 
 COMPARE = {
-    "both": "#31a354",
-    "only_a": "#3182bd",
-    "only_b": "#fd8d3c",
+    "both": "#018571",
+    "only_a": "#7b3294",
+    "only_b": "#fdb863",
     "neither": "#d9d9d9",
 }
 

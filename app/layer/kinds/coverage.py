@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from app.layer.navigator import Layer
     from app.layer.sources import Sources
 
-COVERAGE_GRADIENT = ["#fdd49e", "#c2e699", "#31a354"]  # weak → strong; uncovered = no entry
+COVERAGE_GRADIENT = ["#fdd49e", "#80cdc1", "#018571"]  # weak → strong; uncovered = no entry
+# light orange → teal: the ends differ in lightness and in blue, so they stay apart under every
+# common colour-vision deficiency (a green end collapsed into the orange one for deuteranopes)
 WHITE = "#ffffff"
 
 

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 Value = tuple[float, str | None]  # (score, state), as the history keeps it
 DELTA = {
-    "gained": ("#31a354", "gained: covered at `to`, not at `from`"),
-    "lost": ("#de2d26", "lost: covered at `from`, not at `to`"),
-    "unchanged": ("#bdbdbd", "unchanged: covered at both ends"),
+    "gained": ("#018571", "gained: covered at `to`, not at `from`"),
+    "lost": ("#a50026", "lost: covered at `from`, not at `to`"),
+    "unchanged": ("#d9d9d9", "unchanged: covered at both ends"),
 }
 
 

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     from app.layer.sources import Sources
 
 DIFF = {
-    "added": ("#31a354", "new in this release"),
-    "reinstated": ("#74c476", "active again: deprecated or revoked in the older release"),
-    "replaces": ("#9e9ac8", "replaces a technique revoked in this release"),
-    "changed": ("#fdae6b", "changed: name, tactics, platforms or description"),
+    "added": ("#018571", "new in this release"),
+    "reinstated": ("#80cdc1", "active again: deprecated or revoked in the older release"),
+    "replaces": ("#7b3294", "replaces a technique revoked in this release"),
+    "changed": ("#fdb863", "changed: name, tactics, platforms or description"),
 }
 
 

@@ -18,19 +18,21 @@ if TYPE_CHECKING:
     from app.layer.navigator import Layer
     from app.layer.sources import Sources
 
-# state → (colour, label), in coverage's STATES order (a test holds them equal): the legend's order
+# state → (colour, label), in coverage's STATES order (a test holds them equal): the legend's order.
+# The colours stay apart (CIEDE2000 ≥ 20) for people with deuteranopia, protanopia or tritanopia:
+# teal, purple, light orange, dark red, grey differ in lightness as well as hue (docs/web.md).
 STATES = {
-    "effective": ("#31a354", "effective: a rule fires on collected telemetry"),
+    "effective": ("#018571", "effective: a rule fires on collected telemetry"),
     "rule_without_telemetry": (
-        "#9e9ac8",
+        "#7b3294",
         "rule without telemetry: rules exist, no system collects what they need",
     ),
     "telemetry_only": (
-        "#fdae6b",
+        "#fdb863",
         "telemetry only: the data is collected, a rule is all that is missing",
     ),
-    "blind": ("#de2d26", "blind: no rule, and no collected data component sees it"),
-    "unknown": ("#bdbdbd", "unknown: rules whose log sources kbmap cannot place"),
+    "blind": ("#a50026", "blind: no rule, and no collected data component sees it"),
+    "unknown": ("#d9d9d9", "unknown: rules whose log sources kbmap cannot place"),
 }
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from app.layer.navigator import Layer
     from app.layer.sources import Sources
 
-GAP_GRADIENT = ["#fff7bc", "#fe9929", "#cc4c02"]  # low → high priority
+GAP_GRADIENT = ["#fee391", "#fe9929", "#cc4c02"]  # low → high priority, light → dark: no hue needed
 
 
 @dataclass(frozen=True)

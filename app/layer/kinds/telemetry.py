@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from app.layer.sources import Sources
 
 TELEMETRY = {
-    "covered": ("#31a354", "covered by rules, telemetry collected"),
-    "covered-blind": ("#a1d99b", "covered by rules, but no collected data component sees it"),
-    "cheap": ("#fdae6b", "not covered, telemetry collected: a rule is all that is missing"),
-    "blind": ("#de2d26", "not covered, no collected data component sees it"),
+    "covered": ("#018571", "covered by rules, telemetry collected"),
+    "covered-blind": ("#80cdc1", "covered by rules, but no collected data component sees it"),
+    "cheap": ("#fdb863", "not covered, telemetry collected: a rule is all that is missing"),
+    "blind": ("#a50026", "not covered, no collected data component sees it"),
 }
 
 

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from app.layer.navigator import Layer
     from app.layer.sources import Sources
 
-COVERED, UNCOVERED, UNUSED = "#31a354", "#e6550d", "#d9d9d9"
+COVERED, UNCOVERED = "#018571", "#d95f02"  # teal / dark orange: apart for colour-blind readers
+UNUSED = "#eeeeee"  # the colour the picture gives a disabled technique (render.DISABLED)
 
 
 class Used(NamedTuple):

@@ -1,4 +1,6 @@
-"""Pure: the technique page in Markdown, for an assistant whose context is small.
+"""Pure: the technique page in Markdown, for an assistant whose context is small (the MCP
+`technique_page` tool) and for a wiki (the web page's `/techniques/{id}.md` export): one renderer,
+so both say the same thing.
 
 A page is at most `PAGE_BYTES` of UTF-8: ATT&CK's lists are cut with "… N more", the description
 and detection text are shortened, citations are dropped, and rule lines are paged (`rules_offset`)

@@ -97,10 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 # ---- error rendering and health, at the edge ----------------------------------------------
 
 
-# Paths whose errors stay JSON: the API, MCP and the health probes. Any other path is a page (or
-# was meant to be one: `/techniques/`, `/no-such-page`), so its error is an HTML page with the
-# same status, readable in a browser and linking back to the overview.
-_JSON_PREFIXES = ("/api/", "/mcp", "/healthz", "/readyz")
+# Paths whose errors stay JSON: the API (and its schema), MCP and the health probes. Any other
+# path is a page (or was meant to be one: `/techniques/`, `/no-such-page`), so its error is an
+# HTML page with the same status, readable in a browser and linking back to the overview.
+_JSON_PREFIXES = ("/api/", "/mcp", "/healthz", "/readyz", "/openapi.json")
 _KEPT_HEADERS = ("allow", "retry-after", "www-authenticate")
 
 

@@ -142,6 +142,18 @@ def list_params(page: RuleListPage) -> dict[str, str | None]:
     }
 
 
+def diff_href(catalog: str, domain: str, version: str, loaded: Sequence[str]) -> str | None:
+    """The release diff that matters to a catalog: from the release before the one it was
+    validated against to that one (else from it to the next), with its impact on the catalog;
+    None when its domain has one release loaded. `loaded`: the domain's versions, oldest first."""
+    if version not in loaded or len(loaded) < 2:
+        return None
+    i = loaded.index(version)
+    older, newer = (loaded[i - 1], version) if i > 0 else (version, loaded[1])
+    q = views.query(domain=domain, catalog=[catalog])
+    return f"/diff?from={quote(older)}&to={quote(newer)}&{q}"
+
+
 def list_pager(page: RuleListPage) -> tuple[str | None, str | None]:
     return views.pager(
         catalog_href(page.catalog),

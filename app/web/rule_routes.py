@@ -11,14 +11,17 @@ from typing import Annotated
 
 from fastapi import Path, Query
 from fastapi.responses import HTMLResponse
+from sqlmodel import Session
 
 from app.attack import service as attack_service
 from app.attack.deps import DomainQuery, VersionQuery
 from app.catalog import service as catalog_service
+from app.core.config import Settings
 from app.core.deps import QText, SessionDep, SettingsDep
 from app.core.errors import InvalidInput, Location
 from app.coverage import service as coverage_service
 from app.web import rule_pages
+from app.web.page_cache import cached_page
 from app.web.rendering import NamePath, page_router, render
 
 router = page_router()
@@ -57,9 +60,13 @@ def catalog_page(
         offset=offset,
     )
     prev_link, next_link = rule_pages.list_pager(rules)
+    loaded = [  # oldest first, as list_releases orders them
+        r.version for r in attack_service.list_releases(session) if r.domain == catalog.domain
+    ]
     return render(
         "catalog.html",
         catalog=catalog,
+        diff_href=rule_pages.diff_href(name, catalog.domain, catalog.attack_version, loaded),
         rules=rules,
         others=[c.name for c in catalog_service.list_catalogs(session) if c.name != name],
         outcomes=list(rule_pages.OUTCOME_WORDS),
@@ -111,7 +118,21 @@ def compare_page(
     version: VersionQuery = None,
 ) -> HTMLResponse:
     """Two catalogs side by side on one release: coverage per tactic and overall, the
-    techniques only one covers, those both cover. Without catalogs, the form to pick two."""
+    techniques only one covers, those both cover. Without catalogs, the form to pick two.
+    Kept rendered under the state it was made from (two coverage computations per miss)."""
+    key = ("compare", tuple(catalog or ()), domain, version)
+    return cached_page(
+        session, settings, key, lambda: _compare_page(session, settings, catalog, domain, version)
+    )
+
+
+def _compare_page(
+    session: Session,
+    settings: Settings,
+    catalog: list[str] | None,
+    domain: str | None,
+    version: str | None,
+) -> HTMLResponse:
     catalogs = [c.name for c in catalog_service.list_catalogs(session)]
     scope = coverage_service.make_scope(session, domain=domain, version=version)
     cmp = None

@@ -253,7 +253,10 @@ class TextRenderer:
         if inside and inside.startswith("/"):
             return Markup('<a href="%s">%s</a>') % (inside, label)
         if url.startswith(("https://", "http://")):
-            return Markup('<a href="%s" rel="noopener noreferrer">%s</a>') % (url, label)
+            return Markup('<a class="external" href="%s" rel="noopener noreferrer">%s</a>') % (
+                url,
+                label,
+            )
         return escape(label)
 
 

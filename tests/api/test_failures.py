@@ -84,27 +84,28 @@ def test_a_full_disk_on_a_write_is_507_json_and_writes_nothing(loaded_settings: 
 def test_any_other_failure_is_a_json_500(settings: Settings) -> None:
     app = create_app(settings)
 
+    @app.get("/api/v1/boom")
     @app.get("/boom")
     def boom() -> None:
         raise RuntimeError("a bug")
 
-    @app.get("/enospc")
+    @app.get("/api/v1/enospc")
     def enospc() -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    @app.get("/eacces")
+    @app.get("/api/v1/eacces")
     def eacces() -> None:
         raise OSError(errno.EACCES, "Permission denied")
 
     with TestClient(app, raise_server_exceptions=False) as client:
-        full = client.get("/enospc")
+        full = client.get("/api/v1/enospc")
         assert full.status_code == 507
         assert error_of(full)["message"] == (
             "no space left on the disk ([Errno 28] No space left on device); nothing was written"
         )
-        other = client.get("/eacces")  # an OSError that is not a full disk is a bug
+        other = client.get("/api/v1/eacces")  # an OSError that is not a full disk is a bug
         assert other.status_code == 500 and error_of(other)["code"] == "internal_error"
-        r = client.get("/boom")
+        r = client.get("/api/v1/boom")
         assert r.status_code == 500
         assert error_of(r) == {
             "code": "internal_error",
@@ -112,3 +113,6 @@ def test_any_other_failure_is_a_json_500(settings: Settings) -> None:
             "location": None,
             "issues": [],
         }
+        page = client.get("/boom")  # the same failure on a page path: an HTML page
+        assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+        assert "internal server error" in page.text and "a bug" not in page.text

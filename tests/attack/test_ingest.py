@@ -16,6 +16,7 @@ from app.attack.ingest import ingest_sources
 from app.attack.stix import ParsedRelease
 from app.attack.tables import (
     AttackObject,
+    Citation,
     Relationship,
     Release,
     TechniqueDataComponent,
@@ -109,7 +110,13 @@ def test_folder_loads_every_release_side_by_side(empty_engine: Engine, tmp_path:
 
 
 def _release_indexes(engine: Engine) -> dict[str, set[str]]:
-    names = ("attack_object", "relationship", "technique_tactic", "technique_data_component")
+    names = (
+        "attack_object",
+        "relationship",
+        "technique_tactic",
+        "technique_data_component",
+        "attack_citation",
+    )
     found = inspect(engine)
     return {  # PostgreSQL lists the index behind a unique constraint too
         t: {str(ix["name"]) for ix in found.get_indexes(t) if "duplicates_constraint" not in ix}
@@ -124,7 +131,7 @@ def test_indexes_are_built_after_the_first_load_only_and_survive_a_failed_one(
     release keeps them; a failed first load rolls the drop back with the rows."""
     expected = {  # from the models, not from the code under test
         m.__tablename__: {str(ix.name) for ix in m.__table__.indexes}  # type: ignore[attr-defined]
-        for m in (AttackObject, Relationship, TechniqueTactic, TechniqueDataComponent)
+        for m in (AttackObject, Relationship, TechniqueTactic, TechniqueDataComponent, Citation)
     }
     assert all(expected.values())
     ddl: list[str] = []

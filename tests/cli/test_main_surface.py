@@ -190,7 +190,7 @@ def test_technique_page_numbers_citations_names_users_and_prints_seed_rules(
     # the web page numbers them alike (one implementation)
     with TestClient(create_app(settings.model_copy(update={"database_url": cli_db}))) as client:
         page = client.get("/techniques/T1550.001?version=17.1").text
-    web = [html.unescape(c) for c in re.findall(r'<li id="cite-\d+">([^<]*)</li>', page)]
+    web = [html.unescape(c) for c in re.findall(r'<li id="cite-\d+">(?:<a [^>]*>)?([^<]*)<', page)]
     assert refs == [f"[{n}] {name}" for n, name in enumerate(web, 1)]
     # groups and software by id and name
     objs = rawdata.by_stix_id(E17)

@@ -209,3 +209,20 @@ def test_comparison_errors_and_links(client: TestClient) -> None:
         link = html(client, page).by_id("compare-link").attrs["href"]
         assert link.startswith("/compare?")
         assert client.get(link).status_code == 200
+
+
+def test_the_catalog_links_the_diff_into_its_release_and_unknown_ids_are_not_links(
+    client: TestClient,
+) -> None:
+    """sigma was validated against enterprise 18.1 and 17.1 is loaded too: the diff that matters
+    to it is 17.1 → 18.1 with its impact. A technique id the release does not know (the report's
+    `unknown` examples) is shown, never linked to a page that would be a 404."""
+    doc = html(client, "/catalogs/sigma")
+    (link,) = [a for a in doc.select("a") if a.attrs.get("id") == "diff-link"]
+    href = link.attrs["href"]
+    assert href == "/diff?from=17.1&to=18.1&domain=enterprise&catalog=sigma"
+    assert client.get(href).status_code == 200
+    unknown = doc.by_id("outcome-unknown")
+    assert unknown.select("code")  # the catalog has unknown ids, shown as text
+    for a in unknown.select("a"):
+        assert client.get(a.attrs["href"]).status_code == 200, a.attrs["href"]

@@ -105,9 +105,9 @@ def assert_links_stay_inside(doc: Node) -> None:
         for a in doc.select("a")
         if urlsplit(a.attrs.get("href", "")).netloc and id(a) not in sources
     ]
-    site = [a.attrs["href"] for a in outside if "site-link" in a.classes]
+    site = [a.attrs["href"] for a in outside if "site" in a.classes]
     assert len(site) <= 1 and all(SERVED.match(u) for u in site), site  # none without an id
-    others = [a.attrs["href"] for a in outside if "site-link" not in a.classes]
+    others = [a.attrs["href"] for a in outside if "site" not in a.classes]
     assert not [u for u in others if SERVED.match(u)], others
     assert all(a.attrs.get("rel") == "noopener noreferrer" for a in outside)
 
@@ -145,7 +145,7 @@ def test_group_page_lists_its_raw_uses_with_texts_and_linked_citations(client: T
             linked += 1
     assert linked >= len(cited) * 0.9  # the few without a URL in ATT&CK stay plain
     assert_links_stay_inside(doc)
-    assert doc.select("a", "site-link")[0].attrs["href"] == "https://attack.mitre.org/groups/G0016/"
+    assert doc.select("a", "site")[0].attrs["href"] == "https://attack.mitre.org/groups/G0016/"
 
 
 def _all_cited_names(group: dict[str, Any], uses: dict[str, dict[str, Any]]) -> set[str]:

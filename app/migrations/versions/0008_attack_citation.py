@@ -5,7 +5,7 @@ Revises: 0007
 Create Date: 2026-12-07 04:50:00
 
 Releases loaded before this revision have no rows: their pages show cited sources by name until
-the release is loaded again (`kbmap attack load --replace`).
+the release is ingested again (`kbmap ingest --replace FILE`).
 """
 
 from collections.abc import Sequence

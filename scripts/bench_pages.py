@@ -131,9 +131,9 @@ QUERIES = (
 )
 
 
-def sample_ids(per_kind: int) -> dict[str, list[str]]:
-    """Up to `per_kind` live objects of each kind, spread over the raw 18.1 bundle."""
-    with gzip.open(BUNDLE) as f:
+def sample_ids(per_kind: int, bundle: Path = BUNDLE) -> dict[str, list[str]]:
+    """Up to `per_kind` live objects of each kind, spread over the raw bundle."""
+    with gzip.open(bundle) as f:
         objects = json.load(f)["objects"]
     found: dict[str, list[str]] = {folder: [] for folder in KINDS.values()}
     for o in objects:
@@ -149,8 +149,14 @@ def sample_ids(per_kind: int) -> dict[str, list[str]]:
 def kb_figures(client: object, runs: int) -> None:
     """p50 of each knowledge-base page kind (issue 18's goal: <= 50 ms, search <= 20 ms)."""
     urls: dict[str, list[str]] = {
-        f"/{k}/{{id}}": [f"/{k}/{i}?version=18.1" for i in ids] for k, ids in sample_ids(40).items()
+        f"/{k}/{{id}}": [f"/{k}/{i}?version=18.1" for i in ids]
+        for k, ids in sample_ids(40).items()
+        if ids
     }
+    # 18 deprecated data sources (their components carry the ids now): timed in 17.1
+    urls["/data-sources/{id} (17.1)"] = [
+        f"/data-sources/{i}?version=17.1" for i in sample_ids(40, OLDER)["data-sources"]
+    ]
     rules: list[str] = []
     for cat in ("sigma-attack18", "sigma", "open-xp-rules", "maxpatrol-siem"):
         items = _get(client, f"/api/v1/rules?catalog={cat}&limit=500")["items"]

@@ -87,6 +87,7 @@ def main() -> None:
     args = ap.parse_args()
     settings = Settings(database_url=f"sqlite:///{args.db}", environment="test")
     if not Path(args.db).exists():
+        Path(args.db).parent.mkdir(parents=True, exist_ok=True)  # a new machine has no folder
         build_db(settings)
     engine = make_engine(settings.database_url)
     w = settings.coverage

@@ -98,6 +98,7 @@ def test_walk_search_group_gap_rule_catalog_diff(
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     apt29 = by_ext_id("enterprise-attack-18.1.json.gz", "intrusion-set", "G0016")
     assert "APT29" in apt29["aliases"]
@@ -105,7 +106,13 @@ def test_walk_search_group_gap_rule_catalog_diff(
     browser.get(f"{live_server}/")
     box = browser.find_element(By.CSS_SELECTOR, "header form[action='/search'] input[name='q']")
     box.send_keys("APT29", Keys.ENTER)
-    assert urlsplit(browser.current_url).path == "/search"
+    WebDriverWait(browser, 30).until(  # the form's submit navigates after send_keys returns
+        lambda d: (
+            urlsplit(d.current_url).path == "/search"
+            and d.execute_script("return document.readyState") == "complete"
+            and d.find_elements(By.CSS_SELECTOR, ".search-kind .search-hit")
+        )
+    )
     first = browser.find_element(By.CSS_SELECTOR, ".search-kind .search-hit")
     assert first.get_attribute("data-id") == "G0016"
     _visit(browser, live_server, checked, "search")

@@ -62,6 +62,16 @@ class RuleRead(ApiModel):
     mappings: list[MappingRead]
 
 
+class RuleFull(RuleRead):
+    """One rule as `GET /rules/{catalog}/{rule_id}` answers it: the list's fields plus the rule in
+    its own language (`body`: the Sigma file, the SPL search, the KQL query, XP's `rule.co`; null
+    where the format carries none) and the format's own fields that have no column (`extra`).
+    Lists leave both out: a page of bodies would be megabytes."""
+
+    body: str | None
+    extra: dict[str, Any]
+
+
 class ReleaseFallback(ApiModel):
     """The catalog's stated release was not loaded; it was validated against another."""
 

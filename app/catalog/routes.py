@@ -13,7 +13,7 @@ from app.catalog import service as catalog_service
 from app.catalog import upgrade as catalog_upgrade
 from app.catalog.deps import CatalogsQuery
 from app.catalog.export import EXPORTS, MEDIA
-from app.catalog.models import CatalogRead, RuleRead
+from app.catalog.models import CatalogRead, RuleFull, RuleRead
 from app.catalog.source import source_from_bytes
 from app.catalog.upgrade import UpgradeReport
 from app.core.config import Settings
@@ -183,5 +183,5 @@ def list_rules(
 @router.get("/rules/{catalog}/{rule_id:path}", tags=["rules"])
 def get_rule(
     session: SessionDep, catalog: NamePath, rule_id: Annotated[str, Path(max_length=300)]
-) -> RuleRead:
+) -> RuleFull:
     return catalog_service.get_rule(session, catalog=catalog, rule_id=rule_id)

@@ -1,17 +1,16 @@
-"""One rule in full, as its page shows it: the API's `RuleRead` plus what the API leaves out (the
-rule body, the format's extra fields, severity's neighbours) and how its telemetry was linked
-(which log source matched which data component; which analytic of which technique it reads)."""
+"""One rule in full, as its page shows it: the API's `RuleFull` (body and extra fields included)
+and how its telemetry was linked (which log source matched which data component; which analytic
+of which technique it reads)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlmodel import Session, col, select
 
 from app.catalog.catalogs import get_catalog_row
-from app.catalog.models import RuleRead
-from app.catalog.rules import rule_reads
+from app.catalog.models import RuleFull
+from app.catalog.rules import full_rule
 from app.catalog.tables import Rule, RuleAnalytic, RuleDataComponent
 from app.core.errors import NotFound
 
@@ -30,11 +29,9 @@ class AnalyticLink:
 
 @dataclass
 class RuleDetail:
-    rule: RuleRead
+    rule: RuleFull
     domain: str  # the release the catalog was validated against
     version: str
-    extra: dict[str, Any]
-    body: str | None
     components: list[ComponentLink]
     analytics: list[AnalyticLink]
 
@@ -59,11 +56,9 @@ def get_rule_detail(session: Session, *, catalog: str, rule_id: str) -> RuleDeta
         .order_by(col(RuleAnalytic.analytic), col(RuleAnalytic.technique))
     ).all()
     return RuleDetail(
-        rule=rule_reads(session, [rule], {row.id or 0: row.name})[0],
+        rule=full_rule(session, rule, {row.id or 0: row.name}),
         domain=row.domain,
         version=row.attack_version,
-        extra=dict(rule.extra or {}),
-        body=rule.body,
         components=sorted(
             {ComponentLink(d.data_component, d.log_source) for d in links},
             key=lambda c: (c.data_component.lower(), c.log_source),

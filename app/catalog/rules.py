@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from app.attack import service as attack_service
 from app.catalog.catalogs import catalog_ids
-from app.catalog.models import MappingRead, RuleRead, RuleRef
+from app.catalog.models import MappingRead, RuleFull, RuleRead, RuleRef
 from app.catalog.tables import Catalog, Rule, RuleAnalytic, RuleDataComponent, RuleTechnique
 from app.core.db import contains_text
 from app.core.errors import InvalidInput, NotFound
@@ -131,14 +131,21 @@ def _rule_tactic(session: Session, catalogs: dict[int, str], value: str) -> str:
     return value.strip().lower().replace("_", "-")  # no catalog, or its release is gone
 
 
-def get_rule(session: Session, *, catalog: str, rule_id: str) -> RuleRead:
+def get_rule(session: Session, *, catalog: str, rule_id: str) -> RuleFull:
+    """One rule in full: its list fields, its body and the format's extra fields."""
     names = catalog_ids(session, [catalog])
     rule = session.exec(
         select(Rule).where(col(Rule.catalog_id).in_(list(names)), Rule.rule_id == rule_id)
     ).first()
     if rule is None:
         raise NotFound(f"no rule {rule_id!r} in catalog {catalog!r}")
-    return rule_reads(session, [rule], names)[0]
+    return full_rule(session, rule, names)
+
+
+def full_rule(session: Session, rule: Rule, names: dict[int, str]) -> RuleFull:
+    """`rule` as `rule_reads` shows it, with its body and extra fields."""
+    read = rule_reads(session, [rule], names)[0]
+    return RuleFull(**dict(read), body=rule.body, extra=dict(rule.extra or {}))
 
 
 # Built once with bound parameters: the technique page runs it on every render, and building

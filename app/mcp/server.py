@@ -243,8 +243,9 @@ class KbmapTools:
         catalog: Annotated[str, Field(max_length=80, pattern=ID)],
         rule_id: Annotated[str, Field(min_length=1, max_length=300)],
     ) -> CallToolResult:
-        """One detection rule: title, description, platforms, log sources, data components and
-        its technique mappings with how each was validated."""
+        """One detection rule: title, description, platforms, log sources, data components, its
+        technique mappings with how each was validated, and its body (the query in the rule's
+        own language, cut at 3,000 characters)."""
         call = partial(tools.rule, self.engine, catalog=catalog, rule_id=rule_id)
         return _json(await self._answer(call))
 

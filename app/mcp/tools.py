@@ -30,6 +30,7 @@ from app.technique_page.markdown import LINE_CHARS, one_line, technique_markdown
 from app.technique_page.models import TechniquePage
 
 DESCRIPTION_CHARS = 2000
+BODY_CHARS = 3000  # of a rule's own text: enough for a Sigma rule's detection, not a whole file
 # The Markdown of a page, keyed by the page's JSON as the page cache serves it (so by everything
 # the page is made of) and the rules offset: reading a large page back into its model costs ten
 # times what the cached JSON does (173 kB for T1059.001: 10 ms against 0.3 ms, measured).
@@ -212,13 +213,18 @@ def search_rules(
 
 
 def rule(engine: Engine, *, catalog: str, rule_id: str) -> dict[str, Any]:
-    """One rule as the API reads it, its long texts shortened."""
+    """One rule as the API reads it, its long texts shortened and the format's extra fields
+    named, not given (the API's rule answer has them)."""
     with read_session(engine) as session:
         found = catalog_service.get_rule(session, catalog=catalog, rule_id=rule_id)
-    data = found.model_dump(mode="json", exclude_none=True)
+    data = found.model_dump(mode="json", exclude_none=True, exclude={"extra"})
+    data["extra_fields"] = sorted(found.extra)
     description = data.get("description") or ""
     if len(description) > DESCRIPTION_CHARS:
         data["description"] = description[: DESCRIPTION_CHARS - 1] + "…"
+    body = found.body or ""
+    if len(body) > BODY_CHARS:
+        data["body"] = f"{body[:BODY_CHARS]}… ({len(body) - BODY_CHARS} more characters)"
     data["title"] = one_line(found.title, LINE_CHARS)
     data["references"] = few(found.references, 10)
     data["raw_tags"] = few(found.raw_tags, 20)

@@ -101,7 +101,7 @@ def rule_page(
         d=detail,
         r=detail.rule,
         mappings=rule_pages.mapping_views(detail.rule.mappings),
-        extra=rule_pages.extra_rows(detail.extra),
+        extra=rule_pages.extra_rows(detail.rule.extra),
         log_source_text=rule_pages.log_source_text,
         component_ids=ids,
         places=places,

@@ -101,3 +101,22 @@ def test_a_domain_that_contradicts_the_upload_is_a_422(catalog_client: TestClien
         "domain ics contradicts the catalog, which declares ATT&CK enterprise"
     )
     assert catalog_client.get("/api/v1/catalogs").json() == before
+
+
+def test_one_rule_carries_its_body_and_extra_fields(catalog_client: TestClient) -> None:
+    """`GET /rules/{catalog}/{id}` gives the rule in its own language, byte for byte as the raw
+    tarball holds it (Sigma: the file; XP: the folder's rule.co); lists leave bodies out."""
+    wanted = {"sigma": "sigma-rules.tar.gz", "open-xp-rules": "open-xp-rules-rules.tar.gz"}
+    for catalog, tarball in wanted.items():
+        listed = catalog_client.get("/api/v1/rules", params={"catalog": catalog, "limit": 3})
+        items = listed.json()["items"]
+        assert len(items) == 3 and all("body" not in r and "extra" not in r for r in items)
+        for item in items:
+            full = catalog_client.get(f"/api/v1/rules/{catalog}/{item['rule_id']}").json()
+            member = full["path"] if catalog == "sigma" else f"{full['path']}/rule.co"
+            with tarfile.open(rawcatalogs.CATALOG_DIR / tarball) as tar:
+                raw = tar.extractfile(member).read().decode("utf-8")  # type: ignore[union-attr]
+            assert full["body"] == raw, member
+            assert isinstance(full["extra"], dict) and full["extra"], member
+    shipped = catalog_client.get("/api/v1/rules/maxpatrol-siem/PT-CR-956").json()
+    assert shipped["body"] is None and shipped["extra"] == {}  # the seed list has no rule text

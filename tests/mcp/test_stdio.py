@@ -155,6 +155,11 @@ def test_rule_answers_as_the_api(stdio_answers: dict[str, Any]) -> None:
     api = _api(stdio_answers["client"], f"/rules/sigma/{stdio_answers['rule_id']}")
     got = answer(stdio_answers["rule"])
     assert got["mappings"] == _no_nulls(api["mappings"]) and got["title"] == api["title"]
+    assert got["extra_fields"] == sorted(api["extra"]) and "extra" not in got
+    body = api["body"]
+    assert body and got["body"] == (
+        body if len(body) <= 3000 else f"{body[:3000]}… ({len(body) - 3000} more characters)"
+    )
 
 
 def test_coverage_answers_as_the_api(stdio_answers: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ hostile strings, unknown values, the rule pages of a technique, and the Markdown
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -159,3 +160,19 @@ def test_the_technique_page_resource_is_the_tools_markdown(server: MCPServer) ->
     assert latest.contents[0].text == markdown(tool)
     assert "ATT&CK enterprise 17.1" in older.contents[0].text
     assert "T0000" in errors[0] and "9.9" in errors[1]
+
+
+def test_a_long_rule_body_is_cut_and_says_how_much_is_left(
+    server: MCPServer, api_client: TestClient
+) -> None:
+    body = "selection: " + "x" * 5000
+    doc = {"name": "long-body", "rules": [{"id": "L-1", "techniques": ["T1059"], "body": body}]}
+    r = api_client.post("/api/v1/catalogs", files={"file": ("long.json", json.dumps(doc))})
+    assert r.status_code == 201, r.text
+    try:
+        assert api_client.get("/api/v1/rules/long-body/L-1").json()["body"] == body
+        (result,) = _calls(server, ("rule", {"catalog": "long-body", "rule_id": "L-1"}))
+        got = answer(result)["body"]
+        assert got == body[:3000] + f"… ({len(body) - 3000} more characters)"
+    finally:
+        assert api_client.delete("/api/v1/catalogs/long-body").status_code == 204

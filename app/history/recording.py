@@ -127,8 +127,7 @@ def record(
         write_logbook(session, change, settings.coverage, at=at, event=event)
     snapshot = write_snapshot(session, change, event, at)
     for scope in _scopes(session, change, settings):
-        index = attack_service.technique_index(session, release=_release_named(session, scope))
-        ctx = ReasonContext(change, footprints, after, _status_in(index))
+        ctx = ReasonContext(change, footprints, after, _status_in(session, scope))
         write_scope(session, snapshot.id or 0, scope, ctx)
     return snapshot
 
@@ -163,9 +162,16 @@ class _FootprintsAfter(Mapping[str, "catalog_service.RuleFootprint"]):
         return len(self._read())
 
 
-def _status_in(index: attack_service.TechniqueIndex) -> Any:
+def _status_in(session: Session, scope: ScopeValues) -> Any:
+    """A technique's status in the scope's release, its index read on the first technique that
+    moved (an ingest into a database without catalogs moves none)."""
+    indexes: list[attack_service.TechniqueIndex] = []
+
     def status_of(technique: str) -> tuple[str, str | None]:
-        info = index.techniques.get(technique)
+        if not indexes:
+            release = _release_named(session, scope)
+            indexes.append(attack_service.technique_index(session, release=release))
+        info = indexes[0].techniques.get(technique)
         return (info.status, info.revoked_by) if info else ("missing", None)
 
     return status_of
@@ -215,7 +221,10 @@ def _all_scope(session: Session, domain: str, settings: Settings) -> ScopeValues
 
 
 def _covered(session: Session, key: str, scope: Scope, settings: Settings) -> ScopeValues:
-    """A catalogs-only scope: each covered technique's score (`covered_scores`, not the rows)."""
+    """A catalogs-only scope: each covered technique's score (`covered_scores`, not the rows);
+    none without a catalog (a release ingested before any import)."""
+    if not scope.catalogs:
+        return ScopeValues(key, _named(scope.release), {}, environment=False)
     scores = coverage_service.covered_scores(session, scope=scope, weights=settings.coverage)
     values: dict[str, Value] = {t: (round(v, 4), None) for t, v in scores.items()}
     return ScopeValues(key, _named(scope.release), values, environment=False)

@@ -65,11 +65,13 @@ def covered_scores(session: Session, *, scope: Scope, weights: CoverageWeights) 
     tactics or threat is a caller's bug."""
     if scope.platforms or scope.tactics or scope.threat or scope.environment:
         raise ValueError("covered_scores takes a catalogs-only scope")
-    infos = attack_service.technique_index(session, release=scope.release).techniques
     per_catalog = [
         (c.name, catalog_mappings(session, catalog=c, weights=weights)) for c in scope.catalogs
     ]
     mapped = {tid for _name, cw in per_catalog for tid in cw.techniques}
+    if not mapped:  # no catalog (a release ingested before any import): no index to read
+        return {}
+    infos = attack_service.technique_index(session, release=scope.release).techniques
     out = {}
     for tid in mapped:
         info = infos.get(tid)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
@@ -165,13 +166,13 @@ class _FootprintsAfter(Mapping[str, "catalog_service.RuleFootprint"]):
 def _status_in(session: Session, scope: ScopeValues) -> Any:
     """A technique's status in the scope's release, its index read on the first technique that
     moved (an ingest into a database without catalogs moves none)."""
-    indexes: list[attack_service.TechniqueIndex] = []
+
+    @cache
+    def index() -> attack_service.TechniqueIndex:
+        return attack_service.technique_index(session, release=_release_named(session, scope))
 
     def status_of(technique: str) -> tuple[str, str | None]:
-        if not indexes:
-            release = _release_named(session, scope)
-            indexes.append(attack_service.technique_index(session, release=release))
-        info = indexes[0].techniques.get(technique)
+        info = index().techniques.get(technique)
         return (info.status, info.revoked_by) if info else ("missing", None)
 
     return status_of
@@ -221,10 +222,7 @@ def _all_scope(session: Session, domain: str, settings: Settings) -> ScopeValues
 
 
 def _covered(session: Session, key: str, scope: Scope, settings: Settings) -> ScopeValues:
-    """A catalogs-only scope: each covered technique's score (`covered_scores`, not the rows);
-    none without a catalog (a release ingested before any import)."""
-    if not scope.catalogs:
-        return ScopeValues(key, _named(scope.release), {}, environment=False)
+    """A catalogs-only scope: each covered technique's score (`covered_scores`, not the rows)."""
     scores = coverage_service.covered_scores(session, scope=scope, weights=settings.coverage)
     values: dict[str, Value] = {t: (round(v, 4), None) for t, v in scores.items()}
     return ScopeValues(key, _named(scope.release), values, environment=False)

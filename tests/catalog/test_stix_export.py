@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 from stix2validator import validate_instance, validate_string
@@ -34,6 +35,7 @@ from tests.conftest import attack_file, catalog_file
 pytestmark = pytest.mark.integration
 SHARED = ("sigma-attack18", "sigma", "open-xp-rules", "maxpatrol-siem")
 SMALL = ("open-xp-rules", "maxpatrol-siem")
+FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
 TECHNIQUE = re.compile(r"T(\d{4})(?:[./](\d{3}))?")
 
 
@@ -70,6 +72,8 @@ def test_sigma_bundles_pass_the_validator_object_by_object(
         assert result.is_valid and result.errors == [], (obj["id"], [str(e) for e in result.errors])
         warnings += len(result.warnings)
     assert {o["type"] for o in objs} == {"identity", "indicator", "relationship", "grouping"}
+    urls = [r["url"] for o in objs for r in o.get("external_references", [])]
+    assert urls and all(FORMAT_CHECKER.conforms(u, "uri") for u in urls)
     envelope = json.loads(bundles[name]) | {"objects": objs[:1]}
     result = validate_instance(envelope)
     assert result.is_valid and result.errors == [], [str(e) for e in result.errors]
